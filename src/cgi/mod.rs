@@ -1,0 +1,132 @@
+//! CGI mode: one process per request (RFC 3875).
+//!
+//! `Cgi::run` admits a request (bounded concurrency, bounded queue wait), spawns its
+//! script and hands the process to a task of its own (`run`), which owns it to the end:
+//! it feeds stdin, reads stderr and stdout at once, enforces the three deadlines, reaps
+//! the script and writes the request's log line. The caller gets the parsed head and a
+//! body that streams from the script's stdout with backpressure.
+
+pub mod response;
+mod run;
+pub mod spawn;
+mod stderr;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Response};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::config::Limits;
+use crate::error::Error;
+use crate::meta::MetaVars;
+
+/// One script run to start.
+pub struct Job {
+    /// Interpreter (if any) and the script's absolute path.
+    pub argv: Vec<OsString>,
+    /// RFC 3875 §7.2: the script runs in its own directory.
+    pub cwd: PathBuf,
+    pub meta: MetaVars,
+    pub body: RequestBody,
+    pub is_nph: bool,
+    pub method: Method,
+    /// Request path, for the log.
+    pub path: String,
+    /// SCRIPT_NAME, for the log.
+    pub script: Arc<str>,
+    pub started: Instant,
+}
+
+/// What a script's response means for the gateway.
+pub enum Outcome {
+    Response(Response<ResponseBody>),
+    /// RFC 3875 §6.2.2: serve this path instead.
+    LocalRedirect(String),
+    /// The script failed; its owner has logged why.
+    Failed(Error),
+}
+
+/// The CGI backend: concurrency limit and the owners of all running scripts.
+pub struct Cgi {
+    limits: Limits,
+    base_env: Vec<(OsString, OsString)>,
+    slots: Arc<Semaphore>,
+    /// Fired at the end of a graceful shutdown: every running script is ended.
+    kill_all: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Cgi {
+    pub fn new(limits: Limits, base_env: Vec<(OsString, OsString)>) -> Cgi {
+        Cgi {
+            slots: Arc::new(Semaphore::new(limits.max_concurrent_scripts)),
+            limits,
+            base_env,
+            kill_all: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub async fn run(&self, job: Job) -> Result<Outcome, Error> {
+        let slot = match self.slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => tokio::time::timeout(self.limits.queue_timeout, self.slots.clone().acquire_owned())
+                .await
+                .map_err(|_| Error::Overloaded)?
+                .map_err(|_| Error::ShuttingDown)?,
+        };
+        if self.kill_all.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
+        let (head_tx, head_rx) = oneshot::channel();
+        let (body_tx, body_rx) = mpsc::channel(4);
+        let run = run::Run::start(job, &self.base_env, &self.limits, self.kill_all.clone())?;
+        self.tasks.spawn(async move {
+            run.drive(head_tx, body_tx).await;
+            drop(slot);
+        });
+        match head_rx.await {
+            Ok(reply) => Ok(reply.into_outcome(body_rx)),
+            // The owner always answers unless its task panicked.
+            Err(_) => Ok(Outcome::Failed(Error::NoHead)),
+        }
+    }
+
+    /// Ends every running script (TERM, grace, KILL) and waits until all are reaped.
+    pub async fn kill_all_and_wait(&self) {
+        self.kill_all.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Waits until no script runs (used during graceful shutdown).
+    pub async fn idle(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// What a script's owner tells the gateway once the head is known.
+enum Reply {
+    Head(response::Head, bytes::Bytes, bool),
+    LocalRedirect(String),
+    Failed(Error),
+}
+
+impl Reply {
+    fn into_outcome(self, body_rx: mpsc::Receiver<std::io::Result<bytes::Bytes>>) -> Outcome {
+        match self {
+            Reply::Head(head, first, is_head_request) => {
+                Outcome::Response(run::response(head, first, is_head_request, body_rx))
+            }
+            Reply::LocalRedirect(location) => Outcome::LocalRedirect(location),
+            Reply::Failed(error) => Outcome::Failed(error),
+        }
+    }
+}

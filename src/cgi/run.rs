@@ -1,0 +1,354 @@
+//! One script run, owned by one task from spawn to reap: stdin fed from the request body,
+//! stderr logged, stdout read with the head, idle and total deadlines, the whole process
+//! group ended on a deadline, a client that went away or shutdown, and one log line.
+
+use std::ffi::OsStr;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::{Method, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, StreamBody};
+use hyper::body::Frame;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::ChildStdin;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::sleep_until;
+use tokio_util::sync::CancellationToken;
+
+use super::response::{self, Head, Kind, MAX_HEAD_BYTES};
+use super::spawn::{self, Exit, Input, Process};
+use super::stderr::{self, Tail};
+use super::{Job, Reply};
+use crate::body::{RequestBody, ResponseBody};
+use crate::config::Limits;
+use crate::error::{Deadline, Error};
+
+const READ_CHUNK: usize = 64 * 1024;
+
+pub(super) struct Run {
+    process: Process,
+    stdin_pump: Option<JoinHandle<()>>,
+    tail: Tail,
+    is_nph: bool,
+    is_head_request: bool,
+    method: Method,
+    path: String,
+    script: Arc<str>,
+    started: Instant,
+    head_deadline: tokio::time::Instant,
+    total_deadline: tokio::time::Instant,
+    idle_timeout: Duration,
+    kill_grace: Duration,
+    kill_all: CancellationToken,
+}
+
+/// Why reading stdout stopped.
+enum Stop {
+    Eof,
+    Deadline(Deadline),
+    ClientGone,
+    Shutdown,
+    Io(io::Error),
+}
+
+impl Run {
+    pub(super) fn start(
+        job: Job,
+        base_env: &[(std::ffi::OsString, std::ffi::OsString)],
+        limits: &Limits,
+        kill_all: CancellationToken,
+    ) -> Result<Run, Error> {
+        let (input, feed) = match job.body {
+            RequestBody::None => (Input::None, None),
+            RequestBody::File { file, .. } => (Input::File(file), None),
+            body @ (RequestBody::Stream { .. } | RequestBody::Memory(_)) => (Input::Pipe, Some(body)),
+        };
+        let argv: Vec<&OsStr> = job.argv.iter().map(|a| a.as_os_str()).collect();
+        let mut process = Process::spawn(&argv, spawn::environment(base_env, &job.meta), &job.cwd, input)
+            .map_err(Error::Spawn)?;
+        let tail = Tail::default();
+        if let Some(pipe) = process.stderr.take() {
+            tokio::spawn(stderr::drain(pipe, job.script.clone(), process.pid(), tail.clone()));
+        }
+        let stdin_pump = match (feed, process.stdin.take()) {
+            (Some(body), Some(stdin)) => Some(tokio::spawn(pump(body, stdin))),
+            _ => None,
+        };
+        let now = tokio::time::Instant::now();
+        Ok(Run {
+            process,
+            stdin_pump,
+            tail,
+            is_nph: job.is_nph,
+            is_head_request: job.method == Method::HEAD,
+            method: job.method,
+            path: job.path,
+            script: job.script,
+            started: job.started,
+            head_deadline: now + limits.script_head_timeout,
+            total_deadline: now + limits.script_total_timeout,
+            idle_timeout: limits.script_idle_timeout,
+            kill_grace: limits.kill_grace,
+            kill_all,
+        })
+    }
+
+    /// Runs the script to its end: head to `head_tx`, body chunks to `body_tx`.
+    pub(super) async fn drive(
+        mut self,
+        mut head_tx: oneshot::Sender<Reply>,
+        body_tx: mpsc::Sender<io::Result<Bytes>>,
+    ) {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let head = match self.read_head(&mut buf, &mut head_tx).await {
+            Ok(head) => head,
+            Err(stop) => {
+                let error = match &stop {
+                    Stop::Deadline(d) => Error::Timeout(*d),
+                    Stop::Eof => Error::NoHead,
+                    Stop::Io(_) | Stop::ClientGone => Error::NoHead,
+                    Stop::Shutdown => Error::ShuttingDown,
+                };
+                let head_result = Err((error.status(), error.to_string()));
+                let exit = self.end(&stop).await;
+                self.log(head_result, 0, &stop, exit);
+                let _ = head_tx.send(Reply::Failed(error));
+                return;
+            }
+        };
+        let head = match head {
+            Ok(head) => head,
+            Err(e) => {
+                let error = Error::Head(e);
+                let exit = self.end(&Stop::Eof).await;
+                self.log(Err((error.status(), error.to_string())), 0, &Stop::Eof, exit);
+                let _ = head_tx.send(Reply::Failed(error));
+                return;
+            }
+        };
+
+        let status = head.status;
+        let first = buf.split().freeze();
+        let (stop, bytes) = if head.kind == Kind::LocalRedirect || self.is_head_request {
+            // Nothing of the body is sent: the output is drained so the script ends normally.
+            let reply = match head.location.clone() {
+                Some(location) if head.kind == Kind::LocalRedirect => Reply::LocalRedirect(location),
+                _ => Reply::Head(head, Bytes::new(), true),
+            };
+            let _ = head_tx.send(reply);
+            (self.pipe_body(&mut buf, None).await.0, 0)
+        } else {
+            let sent_first = first.len() as u64;
+            if head_tx.send(Reply::Head(head, first, false)).is_err() {
+                (Stop::ClientGone, 0)
+            } else {
+                let (stop, bytes) = self.pipe_body(&mut buf, Some(&body_tx)).await;
+                (stop, bytes + sent_first)
+            }
+        };
+        if let Stop::Deadline(d) = stop {
+            // The head is out; cutting the body is the only way left to say so.
+            let _ = body_tx.try_send(Err(io::Error::new(io::ErrorKind::TimedOut, format!("{d} deadline"))));
+        }
+        drop(body_tx);
+        let exit = self.end(&stop).await;
+        self.log(Ok(status), bytes, &stop, exit);
+    }
+
+    /// Reads stdout until the blank line that ends the head. The outer error is why reading
+    /// stopped early; the inner one a head that does not parse.
+    async fn read_head(
+        &mut self,
+        buf: &mut BytesMut,
+        head_tx: &mut oneshot::Sender<Reply>,
+    ) -> Result<Result<Head, response::HeadError>, Stop> {
+        let deadline = self.head_deadline.min(self.total_deadline);
+        let which = if self.head_deadline <= self.total_deadline {
+            Deadline::Head
+        } else {
+            Deadline::Total
+        };
+        loop {
+            if let Some(end) = response::find_head_end(buf) {
+                let head = buf.split_to(end);
+                let head = &head[..head.len() - 1];
+                return Ok(if self.is_nph {
+                    response::parse_nph(head)
+                } else {
+                    response::parse(head)
+                });
+            }
+            if buf.len() > MAX_HEAD_BYTES {
+                return Ok(Err(response::HeadError::TooLarge));
+            }
+            buf.reserve(READ_CHUNK);
+            tokio::select! {
+                read = self.process.stdout.read_buf(buf) => match read {
+                    Ok(0) => return Err(Stop::Eof),
+                    Ok(_) => {}
+                    Err(e) => return Err(Stop::Io(e)),
+                },
+                _ = sleep_until(deadline) => return Err(Stop::Deadline(which)),
+                _ = head_tx.closed() => return Err(Stop::ClientGone),
+                _ = self.kill_all.cancelled() => return Err(Stop::Shutdown),
+            }
+        }
+    }
+
+    /// Copies stdout to the client (or drains it when `body_tx` is `None`) until EOF,
+    /// a deadline, a client gone or shutdown.
+    async fn pipe_body(
+        &mut self,
+        buf: &mut BytesMut,
+        body_tx: Option<&mpsc::Sender<io::Result<Bytes>>>,
+    ) -> (Stop, u64) {
+        let mut sent = 0;
+        let stop = loop {
+            buf.clear();
+            buf.reserve(READ_CHUNK);
+            let idle = tokio::time::Instant::now() + self.idle_timeout;
+            let (deadline, which) = if idle < self.total_deadline {
+                (idle, Deadline::Idle)
+            } else {
+                (self.total_deadline, Deadline::Total)
+            };
+            let client_gone = async {
+                match body_tx {
+                    Some(tx) => tx.closed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                read = self.process.stdout.read_buf(buf) => match read {
+                    Ok(0) => break Stop::Eof,
+                    Ok(n) => {
+                        if let Some(tx) = body_tx {
+                            if tx.send(Ok(buf.split().freeze())).await.is_err() {
+                                break Stop::ClientGone;
+                            }
+                            sent += n as u64;
+                        }
+                    }
+                    Err(e) => break Stop::Io(e),
+                },
+                _ = sleep_until(deadline) => break Stop::Deadline(which),
+                _ = client_gone => break Stop::ClientGone,
+                _ = self.kill_all.cancelled() => break Stop::Shutdown,
+            }
+        };
+        (stop, sent)
+    }
+
+    /// Ends the process: waits for a script that finished its output to exit (within the
+    /// total deadline), and ends the whole group otherwise.
+    async fn end(&mut self, stop: &Stop) -> io::Result<Exit> {
+        if let Some(pump) = self.stdin_pump.take() {
+            pump.abort();
+        }
+        if matches!(stop, Stop::Eof | Stop::Io(_)) {
+            let exited = tokio::select! {
+                r = self.process.exited() => r.is_ok(),
+                _ = sleep_until(self.total_deadline) => false,
+                _ = self.kill_all.cancelled() => false,
+            };
+            if exited {
+                return self.process.reap();
+            }
+        }
+        self.process.terminate(self.kill_grace).await
+    }
+
+    fn log(&self, outcome: Result<StatusCode, (StatusCode, String)>, bytes: u64, stop: &Stop, exit: io::Result<Exit>) {
+        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
+        let (status, cause) = match &outcome {
+            Ok(status) => (*status, None),
+            Err((status, cause)) => (*status, Some(cause.as_str())),
+        };
+        let killed = match stop {
+            Stop::Deadline(d) => Some(format!("{d} deadline")),
+            Stop::ClientGone => Some("client gone".to_owned()),
+            Stop::Shutdown => Some("shutdown".to_owned()),
+            Stop::Eof | Stop::Io(_) => None,
+        };
+        let (exit_text, cpu_ms, max_rss_kb, clean) = match &exit {
+            Ok(e) => (
+                e.status.to_string(),
+                e.cpu.as_secs_f64() * 1000.0,
+                e.max_rss_kb,
+                e.status.is_success(),
+            ),
+            Err(e) => (format!("unknown ({e})"), 0.0, 0, false),
+        };
+        let pid = self.process.pid();
+        let method = self.method.as_str();
+        let status = status.as_u16();
+        let duration_ms = format_args!("{duration_ms:.2}");
+        let cpu_ms = format_args!("{cpu_ms:.2}");
+        if cause.is_none() && killed.is_none() && clean {
+            tracing::info!(
+                target: "portico::access",
+                method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
+                exit = %exit_text, cpu_ms, max_rss_kb,
+            );
+        } else {
+            let stderr = self.tail.lines();
+            tracing::warn!(
+                target: "portico::access",
+                method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
+                exit = %exit_text, cpu_ms, max_rss_kb, killed, cause, ?stderr,
+            );
+        }
+    }
+}
+
+/// The response hyper sends: the script's status, reason and fields, and its stdout.
+pub(super) fn response(
+    head: Head,
+    first: Bytes,
+    is_head_request: bool,
+    body_rx: mpsc::Receiver<io::Result<Bytes>>,
+) -> Response<ResponseBody> {
+    let body = if is_head_request {
+        Empty::new().map_err(|never| match never {}).boxed()
+    } else {
+        let first = (!first.is_empty()).then(|| Ok(Frame::data(first)));
+        let rest = futures_util::stream::unfold(body_rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk.map(Frame::data), rx))
+        });
+        StreamBody::new(futures_util::StreamExt::chain(futures_util::stream::iter(first), rest)).boxed()
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    if let Some(reason) = head.reason {
+        if head.status.canonical_reason() != Some(reason.as_str()) {
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
+                response.extensions_mut().insert(phrase);
+            }
+        }
+    }
+    *response.headers_mut() = head.headers;
+    response
+}
+
+/// Feeds the request body to the script. A script may exit without reading it all
+/// (EPIPE): that ends the pump, not the request.
+async fn pump(body: RequestBody, mut stdin: ChildStdin) {
+    match body {
+        RequestBody::Memory(bytes) => {
+            let _ = stdin.write_all(&bytes).await;
+        }
+        RequestBody::Stream { mut body, .. } => {
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Ok(data) = frame.into_data() {
+                    if stdin.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        RequestBody::None | RequestBody::File { .. } => {}
+    }
+}

@@ -1,0 +1,64 @@
+//! A script's stderr: every line goes to the log with the script and pid, and the last
+//! few are kept for the request's log line when the script fails.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::AsyncReadExt;
+use tokio::process::ChildStderr;
+
+const TAIL_LINES: usize = 5;
+/// Longer lines are cut for the log; a flood without newlines cannot grow memory.
+const MAX_LINE_BYTES: usize = 2048;
+
+/// The last stderr lines of one script, shared between its reader and its owner.
+#[derive(Clone, Default)]
+pub struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn push(&self, line: String) {
+        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(line);
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+}
+
+/// Reads stderr to its end, logging each line; run as its own task so a script that fills
+/// the stderr pipe never blocks while Portico waits on stdout.
+pub async fn drain(mut stderr: ChildStderr, script: Arc<str>, pid: u32, tail: Tail) {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = match stderr.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        let mut start = 0;
+        while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
+            emit(&buf[start..start + nl], &script, pid, &tail);
+            start += nl + 1;
+        }
+        buf.drain(..start);
+        if buf.len() > MAX_LINE_BYTES {
+            emit(&buf, &script, pid, &tail);
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        emit(&buf, &script, pid, &tail);
+    }
+}
+
+fn emit(line: &[u8], script: &str, pid: u32, tail: &Tail) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let line = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE_BYTES)]).into_owned();
+    tracing::warn!(target: "portico::stderr", script, pid, "{line}");
+    tail.push(line);
+}

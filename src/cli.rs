@@ -1,0 +1,69 @@
+//! Command-line definitions (clap). Raw `Option`s only: merging with the config file
+//! and validation happen in `config`, once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "portico", version, about = "CGI/1.1 gateway and process launcher")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve HTTP, running scripts per the config (default `conf/portico.toml`).
+    Serve(ServeArgs),
+    /// Validate a config file and exit (0 valid, 2 invalid).
+    Check {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// Flags of `serve`. Every setting here has the same name as its TOML key and wins over it.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// Config file; without it and without --cgi-dir, `conf/portico.toml`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Quick mode: serve this directory of scripts (no config file needed).
+    #[arg(long, value_name = "DIR")]
+    pub cgi_dir: Option<PathBuf>,
+    /// URL path where --cgi-dir is mounted.
+    #[arg(long, value_name = "PATH", requires = "cgi_dir")]
+    pub mount: Option<String>,
+    /// Address to listen on; repeat for several.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<SocketAddr>,
+    /// Deadline for the response head and for idle time between output chunks.
+    #[arg(long, value_name = "SECONDS")]
+    pub script_timeout_seconds: Option<f64>,
+    /// Deadline for the whole script run.
+    #[arg(long, value_name = "SECONDS")]
+    pub script_total_timeout_seconds: Option<f64>,
+    /// Scripts running at once; further requests queue.
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_scripts: Option<usize>,
+    /// How long a request may queue for a script slot before 503.
+    #[arg(long, value_name = "SECONDS")]
+    pub queue_timeout_seconds: Option<f64>,
+    /// Largest request body accepted (413 above).
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<u64>,
+    /// Time a client has to send the request head.
+    #[arg(long, value_name = "SECONDS")]
+    pub header_read_timeout_seconds: Option<f64>,
+    /// Time between SIGTERM and SIGKILL when a script's process group is ended.
+    #[arg(long, value_name = "SECONDS")]
+    pub kill_grace_seconds: Option<f64>,
+    /// Time running requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, value_name = "SECONDS")]
+    pub shutdown_timeout_seconds: Option<f64>,
+    /// Log filter (`info`, `debug`, `portico=trace`...); RUST_LOG works too.
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+}

@@ -1,0 +1,640 @@
+//! The one validated, immutable `Config`: the TOML file (or built-in defaults in quick mode)
+//! merged with command-line flags (flag > file > default), checked once at start-up.
+//!
+//! Errors name the file, the line and the key. Nothing here is consulted per request
+//! except the resolved values: interpreters are looked up on PATH and the scripts'
+//! base environment is read from Portico's own environment here, once.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::cli::ServeArgs;
+
+/// Where the server looks when neither `--config` nor `--cgi-dir` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "conf/portico.toml";
+
+/// PATH for scripts when Portico itself has none.
+const FALLBACK_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub server_name: Option<String>,
+    pub document_root: Option<PathBuf>,
+    pub limits: Limits,
+    /// PATH, `env.pass` and `env.set`, in that order: the environment every script starts from.
+    pub script_env: Vec<(OsString, OsString)>,
+    pub cgi: Vec<CgiMount>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub body_memory_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub script_head_timeout: Duration,
+    pub script_idle_timeout: Duration,
+    pub script_total_timeout: Duration,
+    pub kill_grace: Duration,
+    pub max_concurrent_scripts: usize,
+    pub queue_timeout: Duration,
+    pub max_local_redirects: u32,
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct CgiMount {
+    /// URL prefix without a trailing slash (`/cgi-bin`; `` for the root).
+    pub mount: String,
+    /// Canonical directory the mount serves.
+    pub dir: PathBuf,
+    pub pass_authorization: bool,
+    /// File extension (with its dot) -> interpreter argv, the script path is appended.
+    pub interpreters: Vec<(String, Vec<OsString>)>,
+}
+
+impl CgiMount {
+    pub fn interpreter_for(&self, file_name: &str) -> Option<&[OsString]> {
+        self.interpreters
+            .iter()
+            .find(|(ext, _)| file_name.len() > ext.len() && file_name.ends_with(ext.as_str()))
+            .map(|(_, argv)| argv.as_slice())
+    }
+}
+
+/// A config that cannot be used: which file, which line, which key, and why.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: Option<PathBuf>,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{}", file.display())?,
+            None => write!(f, "command line")?,
+        }
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": {key}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---- the file as written -------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: Option<Spanned<OneOrMany>>,
+    server_name: Option<String>,
+    document_root: Option<Spanned<String>>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    env: RawEnv,
+    #[serde(default)]
+    cgi: Vec<RawCgi>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_header_bytes: Option<Spanned<usize>>,
+    max_body_bytes: Option<Spanned<u64>>,
+    body_memory_bytes: Option<Spanned<usize>>,
+    header_read_timeout_seconds: Option<Spanned<f64>>,
+    script_head_timeout_seconds: Option<Spanned<f64>>,
+    script_idle_timeout_seconds: Option<Spanned<f64>>,
+    script_total_timeout_seconds: Option<Spanned<f64>>,
+    kill_grace_seconds: Option<Spanned<f64>>,
+    max_concurrent_scripts: Option<Spanned<usize>>,
+    queue_timeout_seconds: Option<Spanned<f64>>,
+    max_local_redirects: Option<Spanned<u32>>,
+    shutdown_timeout_seconds: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnv {
+    #[serde(default)]
+    pass: Vec<Spanned<String>>,
+    #[serde(default)]
+    set: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCgi {
+    mount: Spanned<String>,
+    dir: Spanned<String>,
+    #[serde(default)]
+    pass_authorization: bool,
+    #[serde(default)]
+    interpreters: BTreeMap<String, Spanned<String>>,
+}
+
+// ---- loading -------------------------------------------------------------------------
+
+/// Reads and validates a config file on its own (`portico check`).
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    resolve(Some(path), &ServeArgs::default())
+}
+
+/// The config `serve` runs with: file or quick mode, then flags on top.
+pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
+    match (&args.config, &args.cgi_dir) {
+        (Some(path), _) => resolve(Some(path), args),
+        (None, Some(_)) => resolve(None, args),
+        (None, None) => resolve(Some(Path::new(DEFAULT_CONFIG_PATH)), args),
+    }
+}
+
+fn resolve(path: Option<&Path>, args: &ServeArgs) -> Result<Config, ConfigError> {
+    let Some(path) = path else {
+        return Validator { source: None }.config(RawConfig::default(), args);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: Some(path.to_owned()),
+        line: None,
+        key: None,
+        message: format!("cannot read: {e}"),
+    })?;
+    let source = Source::new(path, &text);
+    let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+        let mut err = source.error_at(e.span(), e.message());
+        if err.key.is_none() {
+            err.key = unknown_field(e.message());
+        }
+        err
+    })?;
+    Validator { source: Some(source) }.config(raw, args)
+}
+
+/// Names the offending key of serde's "unknown field `x`" message when the span is missing.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// The text of a config file, to turn byte spans into line numbers and dotted keys.
+struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl<'a> Source<'a> {
+    fn new(path: &'a Path, text: &'a str) -> Self {
+        Source { path, text }
+    }
+
+    fn error_at(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ConfigError {
+        let (line, key) = match span {
+            Some(span) => {
+                let (line, key) = locate(self.text, span.start);
+                (Some(line), key)
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            file: Some(self.path.to_owned()),
+            line,
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// Where relative paths in the file are anchored: the file's own directory.
+    fn base_dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// Line number (1-based) of `offset` and the dotted key written on that line,
+/// e.g. `limits.max_body_bytes` or `cgi[1].dir`.
+fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[line_start..line_end].trim();
+
+    let mut table: Option<String> = None;
+    for header in before[..line_start].lines().map(str::trim) {
+        if let Some(name) = header.strip_prefix("[[").and_then(|h| h.split("]]").next()) {
+            let name = name.trim();
+            let index = before[..line_start]
+                .lines()
+                .filter(|l| l.trim().starts_with("[[") && l.contains(name))
+                .count()
+                - 1;
+            table = Some(format!("{name}[{index}]"));
+        } else if let Some(name) = header.strip_prefix('[').and_then(|h| h.split(']').next()) {
+            table = Some(name.trim().to_owned());
+        }
+    }
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let key = match (table, key) {
+        (Some(t), Some(k)) => Some(format!("{t}.{k}")),
+        (None, Some(k)) => Some(k),
+        (Some(t), None) => Some(t),
+        (None, None) => None,
+    };
+    (line_no, key)
+}
+
+struct Validator<'a> {
+    source: Option<Source<'a>>,
+}
+
+impl Validator<'_> {
+    fn spanned_error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        match &self.source {
+            Some(source) => source.error_at(Some(span), message),
+            None => ConfigError {
+                file: None,
+                line: None,
+                key: None,
+                message: message.into(),
+            },
+        }
+    }
+
+    fn flag_error(flag: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: None,
+            line: None,
+            key: Some(format!("--{flag}")),
+            message: message.into(),
+        }
+    }
+
+    fn base_dir(&self) -> PathBuf {
+        self.source
+            .as_ref()
+            .map_or_else(|| PathBuf::from("."), Source::base_dir)
+    }
+
+    fn config(&self, raw: RawConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
+        let listen = if !args.listen.is_empty() {
+            args.listen.clone()
+        } else if let Some(listen) = &raw.listen {
+            let addrs = match listen.get_ref() {
+                OneOrMany::One(a) => vec![a.clone()],
+                OneOrMany::Many(a) => a.clone(),
+            };
+            if addrs.is_empty() {
+                return Err(self.spanned_error(listen.span(), "needs at least one address"));
+            }
+            addrs
+                .iter()
+                .map(|a| {
+                    a.parse().map_err(|_| {
+                        self.spanned_error(
+                            listen.span(),
+                            format!("`{a}` is not an address like 127.0.0.1:8080"),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
+        };
+
+        let document_root = match &raw.document_root {
+            Some(dir) => Some(self.directory(dir)?),
+            None => None,
+        };
+
+        let limits = self.limits(&raw.limits, args)?;
+        let script_env = self.script_env(&raw.env);
+
+        let mut cgi = raw
+            .cgi
+            .iter()
+            .map(|m| self.cgi_mount(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(dir) = &args.cgi_dir {
+            let dir = dir.canonicalize().map_err(|e| {
+                Self::flag_error("cgi-dir", format!("{}: {e}", dir.display()))
+            })?;
+            if !dir.is_dir() {
+                return Err(Self::flag_error("cgi-dir", "not a directory"));
+            }
+            let mount = normalize_mount(args.mount.as_deref().unwrap_or("/cgi-bin"))
+                .map_err(|m| Self::flag_error("mount", m))?;
+            cgi.retain(|m| m.mount != mount);
+            cgi.push(CgiMount {
+                mount,
+                dir,
+                pass_authorization: false,
+                interpreters: Vec::new(),
+            });
+        }
+        for (i, a) in cgi.iter().enumerate() {
+            if cgi[..i].iter().any(|b| b.mount == a.mount) {
+                let span = raw.cgi.get(i).map_or(0..0, |m| m.mount.span());
+                return Err(self.spanned_error(span, "mount is listed twice"));
+            }
+        }
+        if cgi.is_empty() {
+            return Err(ConfigError {
+                file: self.source.as_ref().map(|s| s.path.to_owned()),
+                line: None,
+                key: Some("cgi".into()),
+                message: "no [[cgi]] mount: nothing to serve".into(),
+            });
+        }
+
+        Ok(Config {
+            listen,
+            server_name: raw.server_name,
+            document_root,
+            limits,
+            script_env,
+            cgi,
+        })
+    }
+
+    fn limits(&self, raw: &RawLimits, args: &ServeArgs) -> Result<Limits, ConfigError> {
+        let secs = |flag: Option<(&str, f64)>, file: &Option<Spanned<f64>>, default: f64| {
+            let (value, err): (f64, Box<dyn Fn(&str) -> ConfigError>) = match (flag, file) {
+                (Some((name, v)), _) => (v, Box::new(move |m| Self::flag_error(name, m))),
+                (None, Some(s)) => {
+                    let span = s.span();
+                    (*s.get_ref(), Box::new(move |m| self.spanned_error(span.clone(), m)))
+                }
+                (None, None) => (default, Box::new(|m| Self::flag_error("?", m))),
+            };
+            if !(value.is_finite() && value > 0.0 && value < 1e9) {
+                return Err(err("must be a positive number of seconds"));
+            }
+            Ok(Duration::from_secs_f64(value))
+        };
+        let script_timeout = args
+            .script_timeout_seconds
+            .map(|v| ("script-timeout-seconds", v));
+
+        let max_header_bytes = pick(None, &raw.max_header_bytes, 16 * 1024);
+        if max_header_bytes.0 < 8192 {
+            return Err(self.at(max_header_bytes.1, "must be at least 8192"));
+        }
+        let max_concurrent_scripts = match args.max_concurrent_scripts {
+            Some(0) => {
+                return Err(Self::flag_error(
+                    "max-concurrent-scripts",
+                    "must be at least 1",
+                ));
+            }
+            flag => pick(flag, &raw.max_concurrent_scripts, 64),
+        };
+        if max_concurrent_scripts.0 == 0 {
+            return Err(self.at(max_concurrent_scripts.1, "must be at least 1"));
+        }
+
+        Ok(Limits {
+            max_header_bytes: max_header_bytes.0,
+            max_body_bytes: pick(args.max_body_bytes, &raw.max_body_bytes, 10 << 20).0,
+            body_memory_bytes: pick(None, &raw.body_memory_bytes, 256 << 10).0,
+            header_read_timeout: secs(
+                args.header_read_timeout_seconds
+                    .map(|v| ("header-read-timeout-seconds", v)),
+                &raw.header_read_timeout_seconds,
+                10.0,
+            )?,
+            script_head_timeout: secs(script_timeout, &raw.script_head_timeout_seconds, 30.0)?,
+            script_idle_timeout: secs(script_timeout, &raw.script_idle_timeout_seconds, 30.0)?,
+            script_total_timeout: secs(
+                args.script_total_timeout_seconds
+                    .map(|v| ("script-total-timeout-seconds", v)),
+                &raw.script_total_timeout_seconds,
+                300.0,
+            )?,
+            kill_grace: secs(
+                args.kill_grace_seconds.map(|v| ("kill-grace-seconds", v)),
+                &raw.kill_grace_seconds,
+                1.0,
+            )?,
+            max_concurrent_scripts: max_concurrent_scripts.0,
+            queue_timeout: secs(
+                args.queue_timeout_seconds
+                    .map(|v| ("queue-timeout-seconds", v)),
+                &raw.queue_timeout_seconds,
+                5.0,
+            )?,
+            max_local_redirects: pick(None, &raw.max_local_redirects, 10).0,
+            shutdown_timeout: secs(
+                args.shutdown_timeout_seconds
+                    .map(|v| ("shutdown-timeout-seconds", v)),
+                &raw.shutdown_timeout_seconds,
+                10.0,
+            )?,
+        })
+    }
+
+    fn at(&self, span: Option<Range<usize>>, message: &str) -> ConfigError {
+        self.spanned_error(span.unwrap_or(0..0), message)
+    }
+
+    fn script_env(&self, raw: &RawEnv) -> Vec<(OsString, OsString)> {
+        let path = std::env::var_os("PATH").unwrap_or_else(|| FALLBACK_PATH.into());
+        let mut env = vec![(OsString::from("PATH"), path)];
+        for name in &raw.pass {
+            if let Some(value) = std::env::var_os(name.get_ref()) {
+                env.push((name.get_ref().into(), value));
+            }
+        }
+        for (name, value) in &raw.set {
+            env.push((name.into(), value.get_ref().into()));
+        }
+        env
+    }
+
+    fn directory(&self, dir: &Spanned<String>) -> Result<PathBuf, ConfigError> {
+        let path = self.base_dir().join(dir.get_ref());
+        let canonical = path
+            .canonicalize()
+            .map_err(|e| self.spanned_error(dir.span(), format!("{}: {e}", path.display())))?;
+        if !canonical.is_dir() {
+            return Err(self.spanned_error(dir.span(), format!("{} is not a directory", path.display())));
+        }
+        Ok(canonical)
+    }
+
+    fn cgi_mount(&self, raw: &RawCgi) -> Result<CgiMount, ConfigError> {
+        let mount = normalize_mount(raw.mount.get_ref())
+            .map_err(|m| self.spanned_error(raw.mount.span(), m))?;
+        let dir = self.directory(&raw.dir)?;
+        let mut interpreters = Vec::new();
+        for (ext, command) in &raw.interpreters {
+            if !ext.starts_with('.') || ext.len() < 2 || ext.contains('/') {
+                return Err(self.spanned_error(
+                    command.span(),
+                    format!("`{ext}` is not a file extension like \".pl\""),
+                ));
+            }
+            let mut argv: Vec<OsString> = command.get_ref().split_whitespace().map(Into::into).collect();
+            let Some(program) = argv.first_mut() else {
+                return Err(self.spanned_error(command.span(), "empty interpreter command"));
+            };
+            // Resolved once so the spawn path never searches PATH (and std can use posix_spawn).
+            if let Some(found) = find_on_path(Path::new(program.as_os_str())) {
+                *program = found.into_os_string();
+            }
+            interpreters.push((ext.clone(), argv));
+        }
+        // Longest extension first, so ".tar.pl" would win over ".pl".
+        interpreters.sort_by_key(|(ext, _)| std::cmp::Reverse(ext.len()));
+        Ok(CgiMount {
+            mount,
+            dir,
+            pass_authorization: raw.pass_authorization,
+            interpreters,
+        })
+    }
+}
+
+/// A value from the flag, else the file, else the default, with the file's span for errors.
+fn pick<T: Copy>(flag: Option<T>, file: &Option<Spanned<T>>, default: T) -> (T, Option<Range<usize>>) {
+    match (flag, file) {
+        (Some(v), _) => (v, None),
+        (None, Some(s)) => (*s.get_ref(), Some(s.span())),
+        (None, None) => (default, None),
+    }
+}
+
+fn normalize_mount(mount: &str) -> Result<String, String> {
+    if !mount.starts_with('/') {
+        return Err(format!("`{mount}` must start with '/'"));
+    }
+    if mount.split('/').any(|s| s == "." || s == "..") || mount.contains(['%', '?', '#', '\\']) {
+        return Err(format!("`{mount}` must be a plain URL path"));
+    }
+    Ok(mount.trim_end_matches('/').to_owned())
+}
+
+/// The absolute path of an interpreter named without a directory, if it is on PATH.
+pub fn find_on_path(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return None;
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locate_names_line_and_dotted_key() {
+        let text = "listen = \"x\"\n[limits]\nmax_body_bytes = -1\n[[cgi]]\nmount = \"/a\"\n[[cgi]]\ndir = 3\n";
+        assert_eq!(locate(text, 0), (1, Some("listen".into())));
+        let off = text.find("-1").unwrap();
+        assert_eq!(locate(text, off), (3, Some("limits.max_body_bytes".into())));
+        let off = text.find("dir").unwrap();
+        assert_eq!(locate(text, off), (7, Some("cgi[1].dir".into())));
+    }
+
+    #[test]
+    fn mounts_are_normalized_or_refused() {
+        assert_eq!(normalize_mount("/cgi-bin/").unwrap(), "/cgi-bin");
+        assert_eq!(normalize_mount("/").unwrap(), "");
+        assert!(normalize_mount("cgi-bin").is_err());
+        assert!(normalize_mount("/a/../b").is_err());
+        assert!(normalize_mount("/a%20b").is_err());
+    }
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, text).unwrap();
+        load_file(&path)
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err = parse("[limits]\nmax_body_bytez = 1\n[[cgi]]\nmount='/c'\ndir='bin'\n").unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert_eq!(err.key.as_deref(), Some("limits.max_body_bytez"));
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_line() {
+        let err = parse("[[cgi]]\nmount='/c'\ndir='bin'\n[limits]\nqueue_timeout_seconds = \"5\"\n").unwrap_err();
+        assert_eq!(err.line, Some(5));
+        assert_eq!(err.key.as_deref(), Some("limits.queue_timeout_seconds"));
+    }
+
+    #[test]
+    fn invalid_values_are_named() {
+        let err = parse("[[cgi]]\nmount='/c'\ndir='nope'\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(3), Some("cgi[0].dir")));
+        let err = parse("[[cgi]]\nmount='/c'\ndir='bin'\n[limits]\nkill_grace_seconds = 0\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(5), Some("limits.kill_grace_seconds")));
+        let err = parse("listen = ['nope']\n[[cgi]]\nmount='/c'\ndir='bin'\n").unwrap_err();
+        assert_eq!((err.line, err.key.as_deref()), (Some(1), Some("listen")));
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("bin")).unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[limits]\nmax_concurrent_scripts = 64\n[[cgi]]\nmount='/c'\ndir='bin'\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            max_concurrent_scripts: Some(3),
+            script_timeout_seconds: Some(2.0),
+            ..ServeArgs::default()
+        };
+        let config = load(&args).unwrap();
+        assert_eq!(config.limits.max_concurrent_scripts, 3);
+        assert_eq!(config.limits.script_head_timeout, Duration::from_secs(2));
+        assert_eq!(config.limits.script_idle_timeout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn interpreter_matches_by_extension() {
+        let config = parse("[[cgi]]\nmount='/c'\ndir='bin'\ninterpreters = { '.pl' = 'perl -w' }\n").unwrap();
+        let mount = &config.cgi[0];
+        assert!(mount.interpreter_for("a.pl").is_some());
+        assert!(mount.interpreter_for(".pl").is_none());
+        assert!(mount.interpreter_for("a.py").is_none());
+        assert_eq!(mount.interpreter_for("a.pl").unwrap()[1], "-w");
+    }
+}

@@ -1,0 +1,128 @@
+//! The request-path error: each variant knows its HTTP status and whose fault it is.
+//! `gateway` turns one into a response with a short generic body; the details
+//! (stderr, paths, causes) go to the log only.
+
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::cgi::response::HeadError;
+
+/// Whose fault an error is, for the log (like pingora's downstream/upstream/internal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Script,
+    Gateway,
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Client => "client",
+            Side::Script => "script",
+            Side::Gateway => "gateway",
+        })
+    }
+}
+
+/// Which of a script's three deadlines ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline {
+    Head,
+    Idle,
+    Total,
+}
+
+impl fmt::Display for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Deadline::Head => "head",
+            Deadline::Idle => "idle",
+            Deadline::Total => "total",
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no script at this path")]
+    NotFound,
+    #[error("forbidden: {0}")]
+    Forbidden(&'static str),
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body larger than the limit")]
+    BodyTooLarge,
+    #[error("request headers larger than the limit")]
+    HeadersTooLarge,
+    #[error("reading the request body failed")]
+    BodyRead(#[source] hyper::Error),
+    #[error("all script slots busy past the queue timeout")]
+    Overloaded,
+    #[error("the script could not be started")]
+    Spawn(#[source] std::io::Error),
+    #[error("the script's response head is invalid")]
+    Head(#[source] HeadError),
+    #[error("the script ended before its response head")]
+    NoHead,
+    #[error("the script missed its {0} deadline")]
+    Timeout(Deadline),
+    #[error("more than {0} local redirects")]
+    RedirectLoop(u32),
+    #[error("spooling the request body failed")]
+    Spool(#[source] std::io::Error),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl Error {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::BadRequest(_) | Error::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::Overloaded | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Spawn(_) | Error::Head(_) | Error::NoHead | Error::RedirectLoop(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            Error::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn side(&self) -> Side {
+        match self {
+            Error::NotFound
+            | Error::Forbidden(_)
+            | Error::BadRequest(_)
+            | Error::MethodNotAllowed
+            | Error::BodyTooLarge
+            | Error::HeadersTooLarge
+            | Error::BodyRead(_) => Side::Client,
+            Error::Head(_)
+            | Error::NoHead
+            | Error::Timeout(_)
+            | Error::RedirectLoop(_)
+            | Error::Spawn(_) => Side::Script,
+            Error::Overloaded | Error::Spool(_) | Error::ShuttingDown => Side::Gateway,
+        }
+    }
+}
+
+/// The error and its sources, one line, for a log field.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

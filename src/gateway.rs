@@ -1,0 +1,141 @@
+//! The hyper service: route the request, run its script, turn errors into responses and
+//! write the access-log line for requests that never reached a script (the script's
+//! owner writes it for the others, with the script's pid, exit status and rusage).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use hyper::body::Incoming;
+
+use crate::body::{RequestBody, ResponseBody, full};
+use crate::cgi::{Cgi, Job, Outcome};
+use crate::config::Config;
+use crate::error::{Error, Side};
+use crate::{meta, router};
+
+/// The two ends of the TCP connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+}
+
+pub struct Gateway {
+    config: Arc<Config>,
+    cgi: Cgi,
+}
+
+impl Gateway {
+    pub fn new(config: Arc<Config>) -> Gateway {
+        let cgi = Cgi::new(config.limits.clone(), config.script_env.clone());
+        Gateway { config, cgi }
+    }
+
+    pub fn cgi(&self) -> &Cgi {
+        &self.cgi
+    }
+
+    pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
+        match self.serve(request, peer, started).await {
+            Ok(response) => response,
+            Err(error) => {
+                let status = error.status().as_u16();
+                let duration_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
+                let cause = crate::error::chain(&error);
+                match error.side() {
+                    Side::Client => tracing::info!(
+                        target: "portico::access", method = method.as_str(), path, status, bytes = 0,
+                        duration_ms, side = %Side::Client, cause,
+                    ),
+                    side => tracing::warn!(
+                        target: "portico::access", method = method.as_str(), path, status, bytes = 0,
+                        duration_ms, %side, cause,
+                    ),
+                }
+                error_response(&error, &self.config)
+            }
+        }
+    }
+
+    async fn serve(&self, request: Request<Incoming>, peer: Peer, started: Instant) -> Result<Response<ResponseBody>, Error> {
+        let limits = &self.config.limits;
+        let header_bytes: usize = request
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if header_bytes > limits.max_header_bytes {
+            return Err(Error::HeadersTooLarge);
+        }
+        if request.method() == Method::CONNECT {
+            return Err(Error::MethodNotAllowed);
+        }
+        let (parts, body) = request.into_parts();
+        let mut route = router::resolve(&self.config, parts.uri.path())?;
+        let mut body = RequestBody::prepare(&parts.headers, body, limits.max_body_bytes, limits.body_memory_bytes).await?;
+        let mut method = parts.method;
+        let mut uri = parts.uri;
+
+        for _ in 0..=limits.max_local_redirects {
+            let info = meta::RequestInfo {
+                method: &method,
+                uri: &uri,
+                version: parts.version,
+                headers: &parts.headers,
+                remote: peer.remote,
+                local: peer.local,
+                content_length: body.length(),
+            };
+            let vars = meta::build(&self.config, &route, &info)?;
+            let mut argv: Vec<std::ffi::OsString> = route.interpreter.map(<[_]>::to_vec).unwrap_or_default();
+            argv.push(route.script_path.clone().into_os_string());
+            let job = Job {
+                argv,
+                cwd: route.script_path.parent().map(ToOwned::to_owned).unwrap_or_default(),
+                meta: vars,
+                body: std::mem::replace(&mut body, RequestBody::None),
+                is_nph: route.is_nph,
+                method: method.clone(),
+                path: uri.path().to_owned(),
+                script: route.script_name.to_string_lossy().into(),
+                started,
+            };
+            match self.cgi.run(job).await? {
+                Outcome::Response(response) => return Ok(response),
+                Outcome::Failed(error) => return Ok(error_response(&error, &self.config)),
+                Outcome::LocalRedirect(location) => {
+                    // RFC 3875 §6.2.2: the server fetches the new path as a GET, without the body.
+                    uri = location
+                        .parse::<Uri>()
+                        .map_err(|_| Error::Head(crate::cgi::response::HeadError::BadLocation))?;
+                    method = Method::GET;
+                    route = router::resolve(&self.config, uri.path())?;
+                }
+            }
+        }
+        Err(Error::RedirectLoop(limits.max_local_redirects))
+    }
+}
+
+/// Portico's own answer for an error: the status and its name, nothing about the script.
+pub fn error_response(error: &Error, config: &Config) -> Response<ResponseBody> {
+    let status = error.status();
+    let text = format!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    let mut response = Response::new(full(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        let retry = config.limits.queue_timeout.as_secs().max(1);
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    }
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"));
+    }
+    response
+}

@@ -1,0 +1,26 @@
+//! Portico: a CGI gateway and process launcher.
+//!
+//! It takes an HTTP request, finds the program that answers it and hands that program
+//! the request as RFC 3875 meta-variables, the body on stdin, and streams its answer back.
+//!
+//! # Layout (reading order)
+//!
+//! - [`cli`], [`config`]: command line and TOML merged into one validated `Config`.
+//! - [`server`]: accepting connections, hyper, graceful shutdown.
+//! - [`gateway`]: the service: route, run, errors to responses, access log.
+//! - [`router`]: URL path -> script, SCRIPT_NAME and PATH_INFO; all path safety lives here.
+//! - [`meta`]: the meta-variables, shared by every way of running a program.
+//! - [`body`]: request bodies (limits, spooling) and the response body type.
+//! - [`cgi`]: one process per request: [`cgi::spawn`] owns the process, [`cgi::response`]
+//!   parses the script's response head.
+//! - [`error`]: the request-path error, its status and whose fault it is.
+
+pub mod body;
+pub mod cgi;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod meta;
+pub mod router;
+pub mod server;

@@ -1,0 +1,89 @@
+//! The `portico` binary: parse the command line, load the config, run the command,
+//! map failures to exit codes (2: bad config or usage, 1: anything else).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use portico::cli::{Cli, Command, ServeArgs};
+use portico::{config, server};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Check { config } => match config::load_file(&config) {
+            Ok(_) => {
+                println!("ok: {}", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    init_logging(args.log_level.as_deref());
+    let config = match config::load(&args) {
+        Ok(config) => Arc::new(config),
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => listeners.push(listener),
+                Err(error) => {
+                    eprintln!("error: cannot listen on {addr}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        for listener in &listeners {
+            if let Ok(addr) = listener.local_addr() {
+                eprintln!("listening on http://{addr}");
+            }
+        }
+        server::run(config, listeners, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// `--log-level` if given, else RUST_LOG, else `info`.
+fn init_logging(level: Option<&str>) {
+    let filter = match level {
+        Some(level) => EnvFilter::new(level),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

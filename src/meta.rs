@@ -1,0 +1,348 @@
+//! RFC 3875 meta-variables from a request, its route match, the connection and the config.
+//! Pure: no I/O. The same list becomes a CGI script's environment today and FastCGI
+//! PARAMS or a WSGI environ later, which is why it lives apart from the spawner.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+
+use http::{HeaderMap, Method, Uri, Version, header};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::router::Match;
+
+pub const SERVER_SOFTWARE: &str = concat!("Portico/", env!("CARGO_PKG_VERSION"));
+
+/// Ordered (name, value) pairs: the RFC 3875 set, the de-facto extras, then HTTP_*.
+pub type MetaVars = Vec<(String, OsString)>;
+
+/// What meta-variables are made from, borrowed from the request being served.
+pub struct RequestInfo<'a> {
+    pub method: &'a Method,
+    pub uri: &'a Uri,
+    pub version: Version,
+    pub headers: &'a HeaderMap,
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    /// Length of the body the script will read on stdin; `None` when there is none.
+    pub content_length: Option<u64>,
+}
+
+pub fn build(config: &Config, route: &Match<'_>, req: &RequestInfo<'_>) -> Result<MetaVars, Error> {
+    let mut vars: MetaVars = Vec::with_capacity(32 + req.headers.keys_len());
+    let mut set = |name: &str, value: OsString| vars.push((name.to_owned(), value));
+
+    // RFC 3875 §4.1.1: Portico authenticates nobody, so AUTH_TYPE only echoes the scheme the
+    // client sent and REMOTE_USER (§4.1.11) stays unset.
+    if let Some(scheme) = auth_scheme(req.headers) {
+        set("AUTH_TYPE", scheme.into());
+    }
+    // §4.1.2, §4.1.3: only when there is a body.
+    if let Some(length) = req.content_length {
+        set("CONTENT_LENGTH", length.to_string().into());
+        if let Some(ct) = req.headers.get(header::CONTENT_TYPE) {
+            set("CONTENT_TYPE", header_value(ct.as_bytes())?);
+        }
+    }
+    set("GATEWAY_INTERFACE", "CGI/1.1".into());
+    if !route.path_info.is_empty() {
+        set("PATH_INFO", route.path_info.clone());
+        // §4.1.6: the path info mapped onto the document tree.
+        if let Some(root) = &config.document_root {
+            let mut translated = root.as_os_str().as_bytes().to_vec();
+            translated.extend_from_slice(route.path_info.as_bytes());
+            set("PATH_TRANSLATED", OsString::from_vec(translated));
+        }
+    }
+    // §4.1.7: raw, and the empty string when absent.
+    set("QUERY_STRING", req.uri.query().unwrap_or("").into());
+    let remote_ip = req.remote.ip().to_canonical().to_string();
+    set("REMOTE_ADDR", remote_ip.clone().into());
+    // §4.1.9: no reverse lookup; REMOTE_ADDR stands in for the host name.
+    set("REMOTE_HOST", remote_ip.into());
+    set("REQUEST_METHOD", req.method.as_str().into());
+    set("SCRIPT_NAME", route.script_name.clone());
+    set("SERVER_NAME", server_name(config, req).into());
+    set("SERVER_PORT", req.local.port().to_string().into());
+    set("SERVER_PROTOCOL", protocol(req.version).into());
+    set("SERVER_SOFTWARE", SERVER_SOFTWARE.into());
+
+    // De-facto extras (Apache, nginx, PHP rely on them).
+    set("REQUEST_URI", request_uri(req.uri).into());
+    set("SCRIPT_FILENAME", route.script_path.clone().into_os_string());
+    if let Some(root) = &config.document_root {
+        set("DOCUMENT_ROOT", root.clone().into_os_string());
+    }
+    set("REMOTE_PORT", req.remote.port().to_string().into());
+    set("SERVER_ADDR", req.local.ip().to_canonical().to_string().into());
+    set("REQUEST_SCHEME", "http".into());
+    // php-cgi refuses to run without it (its force-cgi-redirect check).
+    set("REDIRECT_STATUS", "200".into());
+
+    add_http_headers(&mut vars, req.headers, route.mount.pass_authorization)?;
+    Ok(vars)
+}
+
+/// RFC 3875 §4.1.18: one HTTP_* variable per request header.
+fn add_http_headers(vars: &mut MetaVars, headers: &HeaderMap, pass_authorization: bool) -> Result<(), Error> {
+    for name in headers.keys() {
+        let lower = name.as_str();
+        if *name == header::CONTENT_LENGTH || *name == header::CONTENT_TYPE {
+            continue; // carried by CONTENT_LENGTH / CONTENT_TYPE
+        }
+        if lower == "proxy" {
+            continue; // httpoxy, CVE-2016-5385: HTTP_PROXY would steer the script's HTTP clients
+        }
+        if *name == header::AUTHORIZATION && !pass_authorization {
+            continue; // credentials stay with the server unless the mount opts in
+        }
+        // `X_Foo` would become HTTP_X_FOO and pose as `X-Foo`; such names are dropped.
+        if !lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            continue;
+        }
+        let separator: &[u8] = if *name == header::COOKIE { b"; " } else { b", " };
+        let mut value = Vec::new();
+        for (i, v) in headers.get_all(name).iter().enumerate() {
+            if i > 0 {
+                value.extend_from_slice(separator);
+            }
+            value.extend_from_slice(v.as_bytes());
+        }
+        let mut var = String::with_capacity(5 + lower.len());
+        var.push_str("HTTP_");
+        var.extend(lower.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+        vars.push((var, header_value(&value)?));
+    }
+    Ok(())
+}
+
+/// A header value as an environment value; CR, LF and NUL could forge more of the environment.
+fn header_value(bytes: &[u8]) -> Result<OsString, Error> {
+    if bytes.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        return Err(Error::BadRequest("control character in a header value"));
+    }
+    Ok(OsString::from_vec(bytes.to_vec()))
+}
+
+fn auth_scheme(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let scheme = value.split_whitespace().next()?;
+    scheme
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        .then(|| scheme.to_owned())
+}
+
+/// RFC 3875 §4.1.14: the configured name, else the host the client asked for, else our address.
+fn server_name(config: &Config, req: &RequestInfo<'_>) -> String {
+    if let Some(name) = &config.server_name {
+        return name.clone();
+    }
+    let host = req
+        .headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())
+        .map(strip_port)
+        .filter(|h| is_host_name(h));
+    match host {
+        Some(h) => h.to_owned(),
+        None => req.local.ip().to_canonical().to_string(),
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+fn is_host_name(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
+}
+
+fn protocol(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn request_uri(uri: &Uri) -> String {
+    uri.path_and_query().map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{CgiMount, Limits};
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    fn config() -> Config {
+        Config {
+            listen: vec![],
+            server_name: None,
+            document_root: Some(PathBuf::from("/srv/www")),
+            limits: Limits {
+                max_header_bytes: 8192,
+                max_body_bytes: 1,
+                body_memory_bytes: 1,
+                header_read_timeout: Duration::from_secs(1),
+                script_head_timeout: Duration::from_secs(1),
+                script_idle_timeout: Duration::from_secs(1),
+                script_total_timeout: Duration::from_secs(1),
+                kill_grace: Duration::from_secs(1),
+                max_concurrent_scripts: 1,
+                queue_timeout: Duration::from_secs(1),
+                max_local_redirects: 1,
+                shutdown_timeout: Duration::from_secs(1),
+            },
+            script_env: vec![],
+            cgi: vec![CgiMount {
+                mount: "/cgi-bin".into(),
+                dir: PathBuf::from("/srv/cgi"),
+                pass_authorization: false,
+                interpreters: vec![],
+            }],
+        }
+    }
+
+    fn vars(config: &Config, uri: &str, headers: &[(&str, &str)], body: Option<u64>) -> Result<MetaVars, Error> {
+        let route = Match {
+            mount: &config.cgi[0],
+            script_name: "/cgi-bin/env".into(),
+            path_info: "/a b".into(),
+            script_path: PathBuf::from("/srv/cgi/env"),
+            interpreter: None,
+            is_nph: false,
+        };
+        let mut map = HeaderMap::new();
+        for (k, v) in headers {
+            map.append(
+                http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+            );
+        }
+        let uri: Uri = uri.parse().unwrap();
+        let req = RequestInfo {
+            method: &Method::POST,
+            uri: &uri,
+            version: Version::HTTP_11,
+            headers: &map,
+            remote: "127.0.0.2:5555".parse().unwrap(),
+            local: "127.0.0.1:8080".parse().unwrap(),
+            content_length: body,
+        };
+        build(config, &route, &req)
+    }
+
+    fn get<'a>(vars: &'a MetaVars, name: &str) -> Option<&'a str> {
+        vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn rfc_3875_variables() {
+        let c = config();
+        let v = vars(&c, "/cgi-bin/env/a%20b?x=1&y", &[("host", "example.org:8080")], None).unwrap();
+        let want = [
+            ("GATEWAY_INTERFACE", "CGI/1.1"),
+            ("PATH_INFO", "/a b"),
+            ("PATH_TRANSLATED", "/srv/www/a b"),
+            ("QUERY_STRING", "x=1&y"),
+            ("REMOTE_ADDR", "127.0.0.2"),
+            ("REMOTE_HOST", "127.0.0.2"),
+            ("REMOTE_PORT", "5555"),
+            ("REQUEST_METHOD", "POST"),
+            ("SCRIPT_NAME", "/cgi-bin/env"),
+            ("SERVER_NAME", "example.org"),
+            ("SERVER_PORT", "8080"),
+            ("SERVER_ADDR", "127.0.0.1"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("SERVER_SOFTWARE", SERVER_SOFTWARE),
+            ("REQUEST_URI", "/cgi-bin/env/a%20b?x=1&y"),
+            ("SCRIPT_FILENAME", "/srv/cgi/env"),
+            ("DOCUMENT_ROOT", "/srv/www"),
+            ("REQUEST_SCHEME", "http"),
+            ("REDIRECT_STATUS", "200"),
+            ("HTTP_HOST", "example.org:8080"),
+        ];
+        for (name, value) in want {
+            assert_eq!(get(&v, name), Some(value), "{name}");
+        }
+        for absent in ["CONTENT_LENGTH", "CONTENT_TYPE", "AUTH_TYPE", "REMOTE_USER", "HTTPS"] {
+            assert_eq!(get(&v, absent), None, "{absent}");
+        }
+    }
+
+    #[test]
+    fn body_variables_only_with_a_body() {
+        let c = config();
+        let headers = [("content-type", "text/plain"), ("content-length", "5")];
+        let v = vars(&c, "/", &headers, Some(5)).unwrap();
+        assert_eq!(get(&v, "CONTENT_LENGTH"), Some("5"));
+        assert_eq!(get(&v, "CONTENT_TYPE"), Some("text/plain"));
+        assert_eq!(get(&v, "HTTP_CONTENT_TYPE"), None);
+        assert_eq!(get(&v, "HTTP_CONTENT_LENGTH"), None);
+        let v = vars(&c, "/", &headers, None).unwrap();
+        assert_eq!(get(&v, "CONTENT_TYPE"), None);
+    }
+
+    #[test]
+    fn header_table() {
+        let c = config();
+        let headers = [
+            ("accept", "a"),
+            ("accept", "b"),
+            ("cookie", "x=1"),
+            ("cookie", "y=2"),
+            ("proxy", "http://evil"),
+            ("x_foo", "smuggled"),
+            ("x-foo", "real"),
+            ("redirect-status", "999"),
+            ("authorization", "Basic dTpw"),
+        ];
+        let v = vars(&c, "/", &headers, None).unwrap();
+        assert_eq!(get(&v, "HTTP_ACCEPT"), Some("a, b"));
+        assert_eq!(get(&v, "HTTP_COOKIE"), Some("x=1; y=2"));
+        assert_eq!(get(&v, "HTTP_PROXY"), None);
+        assert_eq!(get(&v, "HTTP_X_FOO"), Some("real"));
+        assert_eq!(get(&v, "REDIRECT_STATUS"), Some("200"));
+        assert_eq!(get(&v, "HTTP_REDIRECT_STATUS"), Some("999"));
+        assert_eq!(get(&v, "HTTP_AUTHORIZATION"), None);
+        assert_eq!(get(&v, "AUTH_TYPE"), Some("Basic"));
+        assert_eq!(v.iter().filter(|(n, _)| n == "HTTP_X_FOO").count(), 1);
+
+        let mut c = config();
+        c.cgi[0].pass_authorization = true;
+        let v = vars(&c, "/", &headers, None).unwrap();
+        assert_eq!(get(&v, "HTTP_AUTHORIZATION"), Some("Basic dTpw"));
+    }
+
+    #[test]
+    fn configured_server_name_wins_and_bad_hosts_are_ignored() {
+        let mut c = config();
+        let v = vars(&c, "/", &[("host", "bad host$")], None).unwrap();
+        assert_eq!(get(&v, "SERVER_NAME"), Some("127.0.0.1"));
+        let v = vars(&c, "/", &[("host", "[::1]:80")], None).unwrap();
+        assert_eq!(get(&v, "SERVER_NAME"), Some("[::1]"));
+        c.server_name = Some("portico.test".into());
+        let v = vars(&c, "/", &[("host", "example.org")], None).unwrap();
+        assert_eq!(get(&v, "SERVER_NAME"), Some("portico.test"));
+    }
+
+    #[test]
+    fn control_characters_in_values_are_refused() {
+        assert!(header_value(b"a\0b").is_err());
+        assert!(header_value(b"a\nb").is_err());
+        assert!(header_value(b"a\tb").is_ok());
+    }
+}

@@ -1,0 +1,262 @@
+//! URL path -> the script that answers it. The only place that turns URL paths into
+//! file-system paths: percent-decoding, dot segments, NUL bytes and symlinks that leave
+//! the mounted directory are decided here and nowhere else.
+//!
+//! RFC 3875 §4.1.13 (SCRIPT_NAME) and §4.1.5 (PATH_INFO): the path is walked segment by
+//! segment under the mount until a regular executable file is found; the rest is PATH_INFO.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+
+use percent_encoding::percent_decode;
+
+use crate::config::{CgiMount, Config};
+use crate::error::Error;
+
+#[derive(Debug)]
+pub struct Match<'c> {
+    pub mount: &'c CgiMount,
+    /// Mount plus the decoded segments up to and including the script.
+    pub script_name: OsString,
+    /// Decoded rest of the path after the script (empty or starting with '/').
+    pub path_info: OsString,
+    /// Absolute path of the script, inside the mount's directory.
+    pub script_path: PathBuf,
+    /// Interpreter argv when the script runs through one (by file extension).
+    pub interpreter: Option<&'c [OsString]>,
+    /// RFC 3875 §5: scripts named `nph-*` write the whole HTTP response themselves.
+    pub is_nph: bool,
+}
+
+/// Finds the script for a raw (still percent-encoded) URL path.
+pub fn resolve<'c>(config: &'c Config, raw_path: &str) -> Result<Match<'c>, Error> {
+    let (mount, rest) = find_mount(config, raw_path).ok_or(Error::NotFound)?;
+    let mut dir = mount.dir.clone();
+    let mut script_name = mount.mount.as_bytes().to_vec();
+    let mut segments = rest.split('/').skip(1);
+
+    while let Some(raw_segment) = segments.next() {
+        if raw_segment.is_empty() {
+            continue;
+        }
+        let segment = decode_segment(raw_segment)?;
+        let candidate = dir.join(OsStr::from_bytes(&segment));
+        let link_meta = std::fs::symlink_metadata(&candidate).map_err(io_to_error)?;
+        let meta = if link_meta.file_type().is_symlink() {
+            // A link may point anywhere; it is followed only when it stays inside.
+            if !is_inside(&candidate, &mount.dir) {
+                return Err(Error::Forbidden("symlink leaves the mounted directory"));
+            }
+            std::fs::metadata(&candidate).map_err(io_to_error)?
+        } else {
+            link_meta
+        };
+        script_name.push(b'/');
+        script_name.extend_from_slice(&segment);
+
+        if meta.is_dir() {
+            dir = candidate;
+            continue;
+        }
+        if !meta.is_file() {
+            return Err(Error::Forbidden("not a regular file"));
+        }
+        let file_name = String::from_utf8_lossy(&segment);
+        let interpreter = mount.interpreter_for(&file_name);
+        if interpreter.is_none() && meta.permissions().mode() & 0o111 == 0 {
+            return Err(Error::Forbidden("not executable"));
+        }
+        let is_nph = segment.starts_with(b"nph-");
+        let path_info = decode_path_info(segments)?;
+        return Ok(Match {
+            mount,
+            script_name: OsString::from_vec(script_name),
+            path_info,
+            script_path: candidate,
+            interpreter,
+            is_nph,
+        });
+    }
+    Err(Error::Forbidden("a directory, not a script"))
+}
+
+/// The longest mount whose path is a whole-segment prefix of `raw_path`, and the rest.
+fn find_mount<'c, 'p>(config: &'c Config, raw_path: &'p str) -> Option<(&'c CgiMount, &'p str)> {
+    config
+        .cgi
+        .iter()
+        .filter(|m| {
+            raw_path
+                .strip_prefix(m.mount.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .max_by_key(|m| m.mount.len())
+        .map(|m| (m, &raw_path[m.mount.len()..]))
+}
+
+/// One segment, decoded once: a decoded '/' or '\\' would smuggle a separator in,
+/// dot segments would climb out, and NUL would cut the path short in the kernel.
+fn decode_segment(raw: &str) -> Result<Vec<u8>, Error> {
+    let segment: Vec<u8> = percent_decode(raw.as_bytes()).collect();
+    if segment.contains(&0) {
+        return Err(Error::BadRequest("NUL byte in path"));
+    }
+    if segment == b"." || segment == b".." {
+        return Err(Error::Forbidden("dot segment in path"));
+    }
+    if segment.contains(&b'/') || segment.contains(&b'\\') {
+        return Err(Error::Forbidden("encoded separator in path"));
+    }
+    Ok(segment)
+}
+
+/// RFC 3875 §4.1.5: PATH_INFO is decoded. It names no file Portico opens, but it becomes
+/// PATH_TRANSLATED, so dot segments and NUL are refused here too.
+fn decode_path_info<'a>(segments: impl Iterator<Item = &'a str>) -> Result<OsString, Error> {
+    let mut info = Vec::new();
+    for raw in segments {
+        let segment: Vec<u8> = percent_decode(raw.as_bytes()).collect();
+        if segment.contains(&0) {
+            return Err(Error::BadRequest("NUL byte in path"));
+        }
+        if segment.split(|b| *b == b'/').any(|s| s == b".." || s == b".") {
+            return Err(Error::Forbidden("dot segment in path"));
+        }
+        info.push(b'/');
+        info.extend_from_slice(&segment);
+    }
+    Ok(OsString::from_vec(info))
+}
+
+fn is_inside(path: &std::path::Path, root: &std::path::Path) -> bool {
+    path.canonicalize().is_ok_and(|p| p.starts_with(root))
+}
+
+fn io_to_error(err: std::io::Error) -> Error {
+    match err.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory => Error::NotFound,
+        _ => Error::Forbidden("cannot read the path"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+    use std::os::unix::fs::symlink;
+    use std::time::Duration;
+
+    struct Tree {
+        _dir: tempfile::TempDir,
+        config: Config,
+    }
+
+    fn tree() -> Tree {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let bin = root.join("bin");
+        let write = |rel: &str, mode: u32| {
+            let path = bin.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write("hello.sh", 0o755);
+        write("sub/deep.sh", 0o755);
+        write("my script.sh", 0o755);
+        write("plain.txt", 0o644);
+        write("app.pl", 0o644);
+        write("nph-raw", 0o755);
+        std::fs::write(root.join("outside.sh"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(root.join("outside.sh"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        symlink(root.join("outside.sh"), bin.join("escape.sh")).unwrap();
+        symlink(&root, bin.join("up")).unwrap();
+        symlink(bin.join("hello.sh"), bin.join("alias.sh")).unwrap();
+        let config = Config {
+            listen: vec![],
+            server_name: None,
+            document_root: None,
+            limits: Limits {
+                max_header_bytes: 8192,
+                max_body_bytes: 1,
+                body_memory_bytes: 1,
+                header_read_timeout: Duration::from_secs(1),
+                script_head_timeout: Duration::from_secs(1),
+                script_idle_timeout: Duration::from_secs(1),
+                script_total_timeout: Duration::from_secs(1),
+                kill_grace: Duration::from_secs(1),
+                max_concurrent_scripts: 1,
+                queue_timeout: Duration::from_secs(1),
+                max_local_redirects: 1,
+                shutdown_timeout: Duration::from_secs(1),
+            },
+            script_env: vec![],
+            cgi: vec![CgiMount {
+                mount: "/cgi-bin".into(),
+                dir: bin,
+                pass_authorization: false,
+                interpreters: vec![(".pl".into(), vec!["perl".into()])],
+            }],
+        };
+        Tree { _dir: dir, config }
+    }
+
+    #[test]
+    fn resolution_table() {
+        let t = tree();
+        // (path, Ok((script_name, path_info)) or Err(status))
+        let cases: &[(&str, Result<(&str, &str), u16>)] = &[
+            ("/cgi-bin/hello.sh", Ok(("/cgi-bin/hello.sh", ""))),
+            ("/cgi-bin/hello.sh/", Ok(("/cgi-bin/hello.sh", "/"))),
+            ("/cgi-bin/hello.sh/a/b%20c", Ok(("/cgi-bin/hello.sh", "/a/b c"))),
+            ("/cgi-bin/hello.sh/a%2fb", Ok(("/cgi-bin/hello.sh", "/a/b"))),
+            ("/cgi-bin/sub/deep.sh/x", Ok(("/cgi-bin/sub/deep.sh", "/x"))),
+            ("/cgi-bin//hello.sh", Ok(("/cgi-bin/hello.sh", ""))),
+            ("/cgi-bin/my%20script.sh", Ok(("/cgi-bin/my script.sh", ""))),
+            ("/cgi-bin/hell%6f.sh", Ok(("/cgi-bin/hello.sh", ""))),
+            ("/cgi-bin/app.pl", Ok(("/cgi-bin/app.pl", ""))),
+            ("/cgi-bin/alias.sh", Ok(("/cgi-bin/alias.sh", ""))),
+            ("/cgi-bin/missing", Err(404)),
+            ("/cgi-binx/hello.sh", Err(404)),
+            ("/other", Err(404)),
+            ("/cgi-bin/plain.txt", Err(403)),
+            ("/cgi-bin/", Err(403)),
+            ("/cgi-bin/sub", Err(403)),
+            ("/cgi-bin/../outside.sh", Err(403)),
+            ("/cgi-bin/%2e%2e/outside.sh", Err(403)),
+            ("/cgi-bin/%2E%2e/outside.sh", Err(403)),
+            ("/cgi-bin/sub/..%2f..%2foutside.sh", Err(403)),
+            ("/cgi-bin/..%5coutside.sh", Err(403)),
+            ("/cgi-bin/%252e%252e/outside.sh", Err(404)),
+            ("/cgi-bin/hello.sh%00.txt", Err(400)),
+            ("/cgi-bin/hello.sh/%00", Err(400)),
+            ("/cgi-bin/hello.sh/../x", Err(403)),
+            ("/cgi-bin/escape.sh", Err(403)),
+            ("/cgi-bin/up/outside.sh", Err(403)),
+            ("/cgi-bin/hello.sh/sub%2f..%2fx", Err(403)),
+        ];
+        for (path, want) in cases {
+            let got = resolve(&t.config, path);
+            match (want, got) {
+                (Ok((name, info)), Ok(m)) => {
+                    assert_eq!(m.script_name, *name, "{path}");
+                    assert_eq!(m.path_info, *info, "{path}");
+                    assert!(m.script_path.starts_with(&t.config.cgi[0].dir), "{path}");
+                }
+                (Err(status), Err(e)) => assert_eq!(e.status().as_u16(), *status, "{path}: {e}"),
+                (want, got) => panic!("{path}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn nph_and_interpreter_are_recognized() {
+        let t = tree();
+        assert!(resolve(&t.config, "/cgi-bin/nph-raw").unwrap().is_nph);
+        assert!(!resolve(&t.config, "/cgi-bin/hello.sh").unwrap().is_nph);
+        assert!(resolve(&t.config, "/cgi-bin/app.pl").unwrap().interpreter.is_some());
+    }
+}

@@ -1,0 +1,91 @@
+//! Accepting connections and serving them with hyper: HTTP/1.1 with keep-alive (and h2c),
+//! bounds on header size and header read time, and graceful shutdown. Takes listeners that
+//! are already bound, so tests and `main` choose the addresses.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::gateway::{Gateway, Peer};
+
+/// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
+/// for up to `shutdown_timeout`, ends the scripts still running and returns.
+pub async fn run(config: Arc<Config>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+    let gateway = Arc::new(Gateway::new(config.clone()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.limits.header_read_timeout)
+        .max_buf_size(config.limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let builder = Arc::new(builder);
+    // Accepting stops when `stop` fires; each connection then finishes its request in flight.
+    let stop = CancellationToken::new();
+    let connections = TaskTracker::new();
+
+    let mut acceptors = JoinSet::new();
+    for listener in listeners {
+        let (gateway, builder, stop, connections) = (gateway.clone(), builder.clone(), stop.clone(), connections.clone());
+        acceptors.spawn(async move {
+            loop {
+                let (stream, remote) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok(pair) => pair,
+                        Err(error) => {
+                            // EMFILE and the like: back off instead of spinning.
+                            tracing::warn!(%error, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    },
+                    _ = stop.cancelled() => break,
+                };
+                let Ok(local) = stream.local_addr() else { continue };
+                let _ = stream.set_nodelay(true);
+                let peer = Peer { remote, local };
+                let gateway = gateway.clone();
+                let service = service_fn(move |request| {
+                    let gateway = gateway.clone();
+                    async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
+                });
+                let builder = builder.clone();
+                let stop = stop.clone();
+                connections.spawn(async move {
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    tokio::pin!(connection);
+                    let result = tokio::select! {
+                        result = connection.as_mut() => result,
+                        _ = stop.cancelled() => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(error) = result {
+                        tracing::debug!(%remote, error, "connection ended with an error");
+                    }
+                });
+            }
+        });
+    }
+
+    shutdown.await;
+    tracing::info!("shutting down: no new connections; waiting for requests in flight");
+    stop.cancel();
+    while acceptors.join_next().await.is_some() {}
+    connections.close();
+    if tokio::time::timeout(config.limits.shutdown_timeout, connections.wait()).await.is_err() {
+        tracing::warn!("shutdown timeout: ending the scripts still running");
+    }
+    gateway.cgi().kill_all_and_wait().await;
+}
