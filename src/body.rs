@@ -25,10 +25,16 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
 pub enum RequestBody {
     None,
     /// A body with a declared length, streamed as it arrives.
-    Stream { body: Incoming, length: u64 },
+    Stream {
+        body: Incoming,
+        length: u64,
+    },
     /// A body read to its end before the script starts.
     Memory(Bytes),
-    File { file: std::fs::File, length: u64 },
+    File {
+        file: std::fs::File,
+        length: u64,
+    },
 }
 
 impl RequestBody {
@@ -70,7 +76,11 @@ impl RequestBody {
     }
 }
 
-async fn spool(mut body: Incoming, max_bytes: u64, memory_bytes: usize) -> Result<RequestBody, Error> {
+async fn spool(
+    mut body: Incoming,
+    max_bytes: u64,
+    memory_bytes: usize,
+) -> Result<RequestBody, Error> {
     let mut memory = BytesMut::new();
     let mut file: Option<tokio::fs::File> = None;
     let mut length: u64 = 0;

@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "portico", version, about = "CGI/1.1 gateway and process launcher")]
+#[command(
+    name = "portico",
+    version,
+    about = "CGI/1.1 gateway and process launcher"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -16,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve HTTP, running scripts per the config (default `conf/portico.toml`).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a config file and exit (0 valid, 2 invalid).
     Check {
         #[arg(long, value_name = "FILE")]

@@ -193,7 +193,10 @@ fn resolve(path: Option<&Path>, args: &ServeArgs) -> Result<Config, ConfigError>
         }
         err
     })?;
-    Validator { source: Some(source) }.config(raw, args)
+    Validator {
+        source: Some(source),
+    }
+    .config(raw, args)
 }
 
 /// Names the offending key of serde's "unknown field `x`" message when the span is missing.
@@ -347,9 +350,9 @@ impl Validator<'_> {
             .map(|m| self.cgi_mount(m))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(dir) = &args.cgi_dir {
-            let dir = dir.canonicalize().map_err(|e| {
-                Self::flag_error("cgi-dir", format!("{}: {e}", dir.display()))
-            })?;
+            let dir = dir
+                .canonicalize()
+                .map_err(|e| Self::flag_error("cgi-dir", format!("{}: {e}", dir.display())))?;
             if !dir.is_dir() {
                 return Err(Self::flag_error("cgi-dir", "not a directory"));
             }
@@ -389,20 +392,6 @@ impl Validator<'_> {
     }
 
     fn limits(&self, raw: &RawLimits, args: &ServeArgs) -> Result<Limits, ConfigError> {
-        let secs = |flag: Option<(&str, f64)>, file: &Option<Spanned<f64>>, default: f64| {
-            let (value, err): (f64, Box<dyn Fn(&str) -> ConfigError>) = match (flag, file) {
-                (Some((name, v)), _) => (v, Box::new(move |m| Self::flag_error(name, m))),
-                (None, Some(s)) => {
-                    let span = s.span();
-                    (*s.get_ref(), Box::new(move |m| self.spanned_error(span.clone(), m)))
-                }
-                (None, None) => (default, Box::new(|m| Self::flag_error("?", m))),
-            };
-            if !(value.is_finite() && value > 0.0 && value < 1e9) {
-                return Err(err("must be a positive number of seconds"));
-            }
-            Ok(Duration::from_secs_f64(value))
-        };
         let script_timeout = args
             .script_timeout_seconds
             .map(|v| ("script-timeout-seconds", v));
@@ -428,39 +417,65 @@ impl Validator<'_> {
             max_header_bytes: max_header_bytes.0,
             max_body_bytes: pick(args.max_body_bytes, &raw.max_body_bytes, 10 << 20).0,
             body_memory_bytes: pick(None, &raw.body_memory_bytes, 256 << 10).0,
-            header_read_timeout: secs(
+            header_read_timeout: self.seconds(
                 args.header_read_timeout_seconds
                     .map(|v| ("header-read-timeout-seconds", v)),
                 &raw.header_read_timeout_seconds,
                 10.0,
             )?,
-            script_head_timeout: secs(script_timeout, &raw.script_head_timeout_seconds, 30.0)?,
-            script_idle_timeout: secs(script_timeout, &raw.script_idle_timeout_seconds, 30.0)?,
-            script_total_timeout: secs(
+            script_head_timeout: self.seconds(
+                script_timeout,
+                &raw.script_head_timeout_seconds,
+                30.0,
+            )?,
+            script_idle_timeout: self.seconds(
+                script_timeout,
+                &raw.script_idle_timeout_seconds,
+                30.0,
+            )?,
+            script_total_timeout: self.seconds(
                 args.script_total_timeout_seconds
                     .map(|v| ("script-total-timeout-seconds", v)),
                 &raw.script_total_timeout_seconds,
                 300.0,
             )?,
-            kill_grace: secs(
+            kill_grace: self.seconds(
                 args.kill_grace_seconds.map(|v| ("kill-grace-seconds", v)),
                 &raw.kill_grace_seconds,
                 1.0,
             )?,
             max_concurrent_scripts: max_concurrent_scripts.0,
-            queue_timeout: secs(
+            queue_timeout: self.seconds(
                 args.queue_timeout_seconds
                     .map(|v| ("queue-timeout-seconds", v)),
                 &raw.queue_timeout_seconds,
                 5.0,
             )?,
             max_local_redirects: pick(None, &raw.max_local_redirects, 10).0,
-            shutdown_timeout: secs(
+            shutdown_timeout: self.seconds(
                 args.shutdown_timeout_seconds
                     .map(|v| ("shutdown-timeout-seconds", v)),
                 &raw.shutdown_timeout_seconds,
                 10.0,
             )?,
+        })
+    }
+
+    /// A duration from the flag, else the file, else the default; positive and finite.
+    fn seconds(
+        &self,
+        flag: Option<(&str, f64)>,
+        file: &Option<Spanned<f64>>,
+        default: f64,
+    ) -> Result<Duration, ConfigError> {
+        let value = pick(flag.map(|(_, v)| v), file, default);
+        if value.0.is_finite() && value.0 > 0.0 && value.0 < 1e9 {
+            return Ok(Duration::from_secs_f64(value.0));
+        }
+        let message = "must be a positive number of seconds";
+        Err(match (flag, value.1) {
+            (Some((name, _)), _) => Self::flag_error(name, message),
+            (None, span) => self.at(span, message),
         })
     }
 
@@ -488,7 +503,9 @@ impl Validator<'_> {
             .canonicalize()
             .map_err(|e| self.spanned_error(dir.span(), format!("{}: {e}", path.display())))?;
         if !canonical.is_dir() {
-            return Err(self.spanned_error(dir.span(), format!("{} is not a directory", path.display())));
+            return Err(
+                self.spanned_error(dir.span(), format!("{} is not a directory", path.display()))
+            );
         }
         Ok(canonical)
     }
@@ -505,7 +522,11 @@ impl Validator<'_> {
                     format!("`{ext}` is not a file extension like \".pl\""),
                 ));
             }
-            let mut argv: Vec<OsString> = command.get_ref().split_whitespace().map(Into::into).collect();
+            let mut argv: Vec<OsString> = command
+                .get_ref()
+                .split_whitespace()
+                .map(Into::into)
+                .collect();
             let Some(program) = argv.first_mut() else {
                 return Err(self.spanned_error(command.span(), "empty interpreter command"));
             };
@@ -527,7 +548,11 @@ impl Validator<'_> {
 }
 
 /// A value from the flag, else the file, else the default, with the file's span for errors.
-fn pick<T: Copy>(flag: Option<T>, file: &Option<Spanned<T>>, default: T) -> (T, Option<Range<usize>>) {
+fn pick<T: Copy>(
+    flag: Option<T>,
+    file: &Option<Spanned<T>>,
+    default: T,
+) -> (T, Option<Range<usize>>) {
     match (flag, file) {
         (Some(v), _) => (v, None),
         (None, Some(s)) => (*s.get_ref(), Some(s.span())),
@@ -588,14 +613,17 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = parse("[limits]\nmax_body_bytez = 1\n[[cgi]]\nmount='/c'\ndir='bin'\n").unwrap_err();
+        let err =
+            parse("[limits]\nmax_body_bytez = 1\n[[cgi]]\nmount='/c'\ndir='bin'\n").unwrap_err();
         assert_eq!(err.line, Some(2));
         assert_eq!(err.key.as_deref(), Some("limits.max_body_bytez"));
     }
 
     #[test]
     fn wrong_type_is_named_with_its_line() {
-        let err = parse("[[cgi]]\nmount='/c'\ndir='bin'\n[limits]\nqueue_timeout_seconds = \"5\"\n").unwrap_err();
+        let err =
+            parse("[[cgi]]\nmount='/c'\ndir='bin'\n[limits]\nqueue_timeout_seconds = \"5\"\n")
+                .unwrap_err();
         assert_eq!(err.line, Some(5));
         assert_eq!(err.key.as_deref(), Some("limits.queue_timeout_seconds"));
     }
@@ -603,9 +631,16 @@ mod tests {
     #[test]
     fn invalid_values_are_named() {
         let err = parse("[[cgi]]\nmount='/c'\ndir='nope'\n").unwrap_err();
-        assert_eq!((err.line, err.key.as_deref()), (Some(3), Some("cgi[0].dir")));
-        let err = parse("[[cgi]]\nmount='/c'\ndir='bin'\n[limits]\nkill_grace_seconds = 0\n").unwrap_err();
-        assert_eq!((err.line, err.key.as_deref()), (Some(5), Some("limits.kill_grace_seconds")));
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(3), Some("cgi[0].dir"))
+        );
+        let err = parse("[[cgi]]\nmount='/c'\ndir='bin'\n[limits]\nkill_grace_seconds = 0\n")
+            .unwrap_err();
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(5), Some("limits.kill_grace_seconds"))
+        );
         let err = parse("listen = ['nope']\n[[cgi]]\nmount='/c'\ndir='bin'\n").unwrap_err();
         assert_eq!((err.line, err.key.as_deref()), (Some(1), Some("listen")));
     }
@@ -615,7 +650,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("bin")).unwrap();
         let path = dir.path().join("p.toml");
-        std::fs::write(&path, "[limits]\nmax_concurrent_scripts = 64\n[[cgi]]\nmount='/c'\ndir='bin'\n").unwrap();
+        std::fs::write(
+            &path,
+            "[limits]\nmax_concurrent_scripts = 64\n[[cgi]]\nmount='/c'\ndir='bin'\n",
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(path),
             max_concurrent_scripts: Some(3),
@@ -624,13 +663,21 @@ mod tests {
         };
         let config = load(&args).unwrap();
         assert_eq!(config.limits.max_concurrent_scripts, 3);
-        assert_eq!(config.limits.script_head_timeout, Duration::from_secs(2));
-        assert_eq!(config.limits.script_idle_timeout, Duration::from_secs(2));
+        assert_eq!(
+            config.limits.script_head_timeout,
+            Duration::from_self.seconds(2)
+        );
+        assert_eq!(
+            config.limits.script_idle_timeout,
+            Duration::from_self.seconds(2)
+        );
     }
 
     #[test]
     fn interpreter_matches_by_extension() {
-        let config = parse("[[cgi]]\nmount='/c'\ndir='bin'\ninterpreters = { '.pl' = 'perl -w' }\n").unwrap();
+        let config =
+            parse("[[cgi]]\nmount='/c'\ndir='bin'\ninterpreters = { '.pl' = 'perl -w' }\n")
+                .unwrap();
         let mount = &config.cgi[0];
         assert!(mount.interpreter_for("a.pl").is_some());
         assert!(mount.interpreter_for(".pl").is_none());

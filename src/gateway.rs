@@ -62,7 +62,12 @@ impl Gateway {
         }
     }
 
-    async fn serve(&self, request: Request<Incoming>, peer: Peer, started: Instant) -> Result<Response<ResponseBody>, Error> {
+    async fn serve(
+        &self,
+        request: Request<Incoming>,
+        peer: Peer,
+        started: Instant,
+    ) -> Result<Response<ResponseBody>, Error> {
         let limits = &self.config.limits;
         let header_bytes: usize = request
             .headers()
@@ -77,7 +82,13 @@ impl Gateway {
         }
         let (parts, body) = request.into_parts();
         let mut route = router::resolve(&self.config, parts.uri.path())?;
-        let mut body = RequestBody::prepare(&parts.headers, body, limits.max_body_bytes, limits.body_memory_bytes).await?;
+        let mut body = RequestBody::prepare(
+            &parts.headers,
+            body,
+            limits.max_body_bytes,
+            limits.body_memory_bytes,
+        )
+        .await?;
         let mut method = parts.method;
         let mut uri = parts.uri;
 
@@ -92,11 +103,16 @@ impl Gateway {
                 content_length: body.length(),
             };
             let vars = meta::build(&self.config, &route, &info)?;
-            let mut argv: Vec<std::ffi::OsString> = route.interpreter.map(<[_]>::to_vec).unwrap_or_default();
+            let mut argv: Vec<std::ffi::OsString> =
+                route.interpreter.map(<[_]>::to_vec).unwrap_or_default();
             argv.push(route.script_path.clone().into_os_string());
             let job = Job {
                 argv,
-                cwd: route.script_path.parent().map(ToOwned::to_owned).unwrap_or_default(),
+                cwd: route
+                    .script_path
+                    .parent()
+                    .map(ToOwned::to_owned)
+                    .unwrap_or_default(),
                 meta: vars,
                 body: std::mem::replace(&mut body, RequestBody::None),
                 is_nph: route.is_nph,
@@ -125,17 +141,27 @@ impl Gateway {
 /// Portico's own answer for an error: the status and its name, nothing about the script.
 pub fn error_response(error: &Error, config: &Config) -> Response<ResponseBody> {
     let status = error.status();
-    let text = format!("{} {}\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    let text = format!(
+        "{} {}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("")
+    );
     let mut response = Response::new(full(text));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     if status == StatusCode::SERVICE_UNAVAILABLE {
         let retry = config.limits.queue_timeout.as_secs().max(1);
         headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
     }
     if status == StatusCode::METHOD_NOT_ALLOWED {
-        headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"));
+        headers.insert(
+            header::ALLOW,
+            HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+        );
     }
     response
 }

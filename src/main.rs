@@ -23,7 +23,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
     }
 }
 
@@ -79,7 +79,10 @@ fn init_logging(level: Option<&str>) {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -70,12 +70,18 @@ pub fn build(config: &Config, route: &Match<'_>, req: &RequestInfo<'_>) -> Resul
 
     // De-facto extras (Apache, nginx, PHP rely on them).
     set("REQUEST_URI", request_uri(req.uri).into());
-    set("SCRIPT_FILENAME", route.script_path.clone().into_os_string());
+    set(
+        "SCRIPT_FILENAME",
+        route.script_path.clone().into_os_string(),
+    );
     if let Some(root) = &config.document_root {
         set("DOCUMENT_ROOT", root.clone().into_os_string());
     }
     set("REMOTE_PORT", req.remote.port().to_string().into());
-    set("SERVER_ADDR", req.local.ip().to_canonical().to_string().into());
+    set(
+        "SERVER_ADDR",
+        req.local.ip().to_canonical().to_string().into(),
+    );
     set("REQUEST_SCHEME", "http".into());
     // php-cgi refuses to run without it (its force-cgi-redirect check).
     set("REDIRECT_STATUS", "200".into());
@@ -85,7 +91,11 @@ pub fn build(config: &Config, route: &Match<'_>, req: &RequestInfo<'_>) -> Resul
 }
 
 /// RFC 3875 §4.1.18: one HTTP_* variable per request header.
-fn add_http_headers(vars: &mut MetaVars, headers: &HeaderMap, pass_authorization: bool) -> Result<(), Error> {
+fn add_http_headers(
+    vars: &mut MetaVars,
+    headers: &HeaderMap,
+    pass_authorization: bool,
+) -> Result<(), Error> {
     for name in headers.keys() {
         let lower = name.as_str();
         if *name == header::CONTENT_LENGTH || *name == header::CONTENT_TYPE {
@@ -98,10 +108,17 @@ fn add_http_headers(vars: &mut MetaVars, headers: &HeaderMap, pass_authorization
             continue; // credentials stay with the server unless the mount opts in
         }
         // `X_Foo` would become HTTP_X_FOO and pose as `X-Foo`; such names are dropped.
-        if !lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !lower
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             continue;
         }
-        let separator: &[u8] = if *name == header::COOKIE { b"; " } else { b", " };
+        let separator: &[u8] = if *name == header::COOKIE {
+            b"; "
+        } else {
+            b", "
+        };
         let mut value = Vec::new();
         for (i, v) in headers.get_all(name).iter().enumerate() {
             if i > 0 {
@@ -111,7 +128,13 @@ fn add_http_headers(vars: &mut MetaVars, headers: &HeaderMap, pass_authorization
         }
         let mut var = String::with_capacity(5 + lower.len());
         var.push_str("HTTP_");
-        var.extend(lower.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }));
+        var.extend(lower.chars().map(|c| {
+            if c == '-' {
+                '_'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        }));
         vars.push((var, header_value(&value)?));
     }
     Ok(())
@@ -177,7 +200,8 @@ fn protocol(version: Version) -> &'static str {
 }
 
 fn request_uri(uri: &Uri) -> String {
-    uri.path_and_query().map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
+    uri.path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
 }
 
 #[cfg(test)]
@@ -216,7 +240,12 @@ mod tests {
         }
     }
 
-    fn vars(config: &Config, uri: &str, headers: &[(&str, &str)], body: Option<u64>) -> Result<MetaVars, Error> {
+    fn vars(
+        config: &Config,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<u64>,
+    ) -> Result<MetaVars, Error> {
         let route = Match {
             mount: &config.cgi[0],
             script_name: "/cgi-bin/env".into(),
@@ -246,13 +275,21 @@ mod tests {
     }
 
     fn get<'a>(vars: &'a MetaVars, name: &str) -> Option<&'a str> {
-        vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.to_str().unwrap())
+        vars.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.to_str().unwrap())
     }
 
     #[test]
     fn rfc_3875_variables() {
         let c = config();
-        let v = vars(&c, "/cgi-bin/env/a%20b?x=1&y", &[("host", "example.org:8080")], None).unwrap();
+        let v = vars(
+            &c,
+            "/cgi-bin/env/a%20b?x=1&y",
+            &[("host", "example.org:8080")],
+            None,
+        )
+        .unwrap();
         let want = [
             ("GATEWAY_INTERFACE", "CGI/1.1"),
             ("PATH_INFO", "/a b"),
@@ -278,7 +315,13 @@ mod tests {
         for (name, value) in want {
             assert_eq!(get(&v, name), Some(value), "{name}");
         }
-        for absent in ["CONTENT_LENGTH", "CONTENT_TYPE", "AUTH_TYPE", "REMOTE_USER", "HTTPS"] {
+        for absent in [
+            "CONTENT_LENGTH",
+            "CONTENT_TYPE",
+            "AUTH_TYPE",
+            "REMOTE_USER",
+            "HTTPS",
+        ] {
             assert_eq!(get(&v, absent), None, "{absent}");
         }
     }

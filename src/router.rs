@@ -121,7 +121,10 @@ fn decode_path_info<'a>(segments: impl Iterator<Item = &'a str>) -> Result<OsStr
         if segment.contains(&0) {
             return Err(Error::BadRequest("NUL byte in path"));
         }
-        if segment.split(|b| *b == b'/').any(|s| s == b".." || s == b".") {
+        if segment
+            .split(|b| *b == b'/')
+            .any(|s| s == b".." || s == b".")
+        {
             return Err(Error::Forbidden("dot segment in path"));
         }
         info.push(b'/');
@@ -170,8 +173,11 @@ mod tests {
         write("app.pl", 0o644);
         write("nph-raw", 0o755);
         std::fs::write(root.join("outside.sh"), "#!/bin/sh\n").unwrap();
-        std::fs::set_permissions(root.join("outside.sh"), std::fs::Permissions::from_mode(0o755))
-            .unwrap();
+        std::fs::set_permissions(
+            root.join("outside.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
         symlink(root.join("outside.sh"), bin.join("escape.sh")).unwrap();
         symlink(&root, bin.join("up")).unwrap();
         symlink(bin.join("hello.sh"), bin.join("alias.sh")).unwrap();
@@ -211,7 +217,10 @@ mod tests {
         let cases: &[(&str, Result<(&str, &str), u16>)] = &[
             ("/cgi-bin/hello.sh", Ok(("/cgi-bin/hello.sh", ""))),
             ("/cgi-bin/hello.sh/", Ok(("/cgi-bin/hello.sh", "/"))),
-            ("/cgi-bin/hello.sh/a/b%20c", Ok(("/cgi-bin/hello.sh", "/a/b c"))),
+            (
+                "/cgi-bin/hello.sh/a/b%20c",
+                Ok(("/cgi-bin/hello.sh", "/a/b c")),
+            ),
             ("/cgi-bin/hello.sh/a%2fb", Ok(("/cgi-bin/hello.sh", "/a/b"))),
             ("/cgi-bin/sub/deep.sh/x", Ok(("/cgi-bin/sub/deep.sh", "/x"))),
             ("/cgi-bin//hello.sh", Ok(("/cgi-bin/hello.sh", ""))),
@@ -257,6 +266,11 @@ mod tests {
         let t = tree();
         assert!(resolve(&t.config, "/cgi-bin/nph-raw").unwrap().is_nph);
         assert!(!resolve(&t.config, "/cgi-bin/hello.sh").unwrap().is_nph);
-        assert!(resolve(&t.config, "/cgi-bin/app.pl").unwrap().interpreter.is_some());
+        assert!(
+            resolve(&t.config, "/cgi-bin/app.pl")
+                .unwrap()
+                .interpreter
+                .is_some()
+        );
     }
 }

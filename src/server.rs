@@ -20,7 +20,11 @@ use crate::gateway::{Gateway, Peer};
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
 /// for up to `shutdown_timeout`, ends the scripts still running and returns.
-pub async fn run(config: Arc<Config>, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    config: Arc<Config>,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) {
     let gateway = Arc::new(Gateway::new(config.clone()));
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -36,7 +40,12 @@ pub async fn run(config: Arc<Config>, listeners: Vec<TcpListener>, shutdown: imp
 
     let mut acceptors = JoinSet::new();
     for listener in listeners {
-        let (gateway, builder, stop, connections) = (gateway.clone(), builder.clone(), stop.clone(), connections.clone());
+        let (gateway, builder, stop, connections) = (
+            gateway.clone(),
+            builder.clone(),
+            stop.clone(),
+            connections.clone(),
+        );
         acceptors.spawn(async move {
             loop {
                 let (stream, remote) = tokio::select! {
@@ -51,7 +60,9 @@ pub async fn run(config: Arc<Config>, listeners: Vec<TcpListener>, shutdown: imp
                     },
                     _ = stop.cancelled() => break,
                 };
-                let Ok(local) = stream.local_addr() else { continue };
+                let Ok(local) = stream.local_addr() else {
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let peer = Peer { remote, local };
                 let gateway = gateway.clone();
@@ -62,7 +73,8 @@ pub async fn run(config: Arc<Config>, listeners: Vec<TcpListener>, shutdown: imp
                 let builder = builder.clone();
                 let stop = stop.clone();
                 connections.spawn(async move {
-                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
                     tokio::pin!(connection);
                     let result = tokio::select! {
                         result = connection.as_mut() => result,
@@ -84,7 +96,10 @@ pub async fn run(config: Arc<Config>, listeners: Vec<TcpListener>, shutdown: imp
     stop.cancel();
     while acceptors.join_next().await.is_some() {}
     connections.close();
-    if tokio::time::timeout(config.limits.shutdown_timeout, connections.wait()).await.is_err() {
+    if tokio::time::timeout(config.limits.shutdown_timeout, connections.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown timeout: ending the scripts still running");
     }
     gateway.cgi().kill_all_and_wait().await;

@@ -76,10 +76,13 @@ impl Cgi {
     pub async fn run(&self, job: Job) -> Result<Outcome, Error> {
         let slot = match self.slots.clone().try_acquire_owned() {
             Ok(slot) => slot,
-            Err(_) => tokio::time::timeout(self.limits.queue_timeout, self.slots.clone().acquire_owned())
-                .await
-                .map_err(|_| Error::Overloaded)?
-                .map_err(|_| Error::ShuttingDown)?,
+            Err(_) => tokio::time::timeout(
+                self.limits.queue_timeout,
+                self.slots.clone().acquire_owned(),
+            )
+            .await
+            .map_err(|_| Error::Overloaded)?
+            .map_err(|_| Error::ShuttingDown)?,
         };
         if self.kill_all.is_cancelled() {
             return Err(Error::ShuttingDown);

@@ -84,7 +84,12 @@ pub fn parse(head: &[u8]) -> Result<Head, HeadError> {
             status = Some(code);
             reason = phrase;
         } else if name == header::LOCATION {
-            location = Some(value.to_str().map_err(|_| HeadError::BadValue(index + 1))?.to_owned());
+            location = Some(
+                value
+                    .to_str()
+                    .map_err(|_| HeadError::BadValue(index + 1))?
+                    .to_owned(),
+            );
             headers.append(name, value);
         } else if !is_hop_by_hop(&name) {
             if name == header::CONTENT_LENGTH && !is_valid_length(&value) {
@@ -112,7 +117,9 @@ pub fn parse(head: &[u8]) -> Result<Head, HeadError> {
             // §6.2.3: 302 Found unless the script said otherwise.
             (kind, status.unwrap_or(StatusCode::FOUND), None)
         }
-        None if has_document || status.is_some() => (Kind::Document, status.unwrap_or(StatusCode::OK), None),
+        None if has_document || status.is_some() => {
+            (Kind::Document, status.unwrap_or(StatusCode::OK), None)
+        }
         None => return Err(HeadError::NoContentType),
     };
     Ok(Head {
@@ -216,7 +223,12 @@ mod tests {
             (b"Content-Type: a\r\n\r", None),
         ];
         for (buf, want) in cases {
-            assert_eq!(find_head_end(buf), *want, "{:?}", String::from_utf8_lossy(buf));
+            assert_eq!(
+                find_head_end(buf),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
         }
     }
 
@@ -229,13 +241,25 @@ mod tests {
         // (head, kind, status)
         let cases = [
             ("Content-Type: text/plain", Kind::Document, 200),
-            ("Status: 404 Not Found\nContent-Type: text/html", Kind::Document, 404),
+            (
+                "Status: 404 Not Found\nContent-Type: text/html",
+                Kind::Document,
+                404,
+            ),
             ("Status: 204", Kind::Document, 204),
             ("Location: /other?x=1", Kind::LocalRedirect, 200),
             ("Location: http://example.org/", Kind::ClientRedirect, 302),
-            ("Location: https://example.org/\nStatus: 301 Moved", Kind::ClientRedirect, 301),
+            (
+                "Location: https://example.org/\nStatus: 301 Moved",
+                Kind::ClientRedirect,
+                301,
+            ),
             ("Location: //evil.example/", Kind::ClientRedirect, 302),
-            ("Location: /local\nStatus: 303 See Other", Kind::ClientRedirect, 303),
+            (
+                "Location: /local\nStatus: 303 See Other",
+                Kind::ClientRedirect,
+                303,
+            ),
             (
                 "Status: 302 Found\nLocation: http://e.org/\nContent-Type: text/html",
                 Kind::ClientRedirectWithDocument,
@@ -253,7 +277,9 @@ mod tests {
 
     #[test]
     fn status_reason_and_repeated_fields_are_kept() {
-        let head = ok("Status: 418 I'm a teapot\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2");
+        let head = ok(
+            "Status: 418 I'm a teapot\r\nContent-Type: text/plain\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2",
+        );
         assert_eq!(head.status.as_u16(), 418);
         assert_eq!(head.reason.as_deref(), Some("I'm a teapot"));
         let cookies: Vec<_> = head.headers.get_all("set-cookie").iter().collect();
@@ -262,7 +288,8 @@ mod tests {
 
     #[test]
     fn framing_fields_are_dropped_and_length_kept() {
-        let head = ok("Content-Type: a\nTransfer-Encoding: chunked\nConnection: close\nContent-Length: 5");
+        let head =
+            ok("Content-Type: a\nTransfer-Encoding: chunked\nConnection: close\nContent-Length: 5");
         assert!(!head.headers.contains_key("transfer-encoding"));
         assert!(!head.headers.contains_key("connection"));
         assert_eq!(head.headers["content-length"], "5");
@@ -281,7 +308,10 @@ mod tests {
             ("Status: 20", HeadError::BadStatus),
             ("Status: 2000", HeadError::BadStatus),
             ("Status: 100 Continue", HeadError::BadStatus),
-            ("Content-Type: a\nContent-Length: -1", HeadError::BadContentLength),
+            (
+                "Content-Type: a\nContent-Length: -1",
+                HeadError::BadContentLength,
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(parse(text.as_bytes()).unwrap_err(), *want, "{text:?}");
@@ -290,12 +320,19 @@ mod tests {
 
     #[test]
     fn nph_heads() {
-        let head = parse_nph(b"HTTP/1.1 299 Fine\r\nContent-Type: text/plain\r\nX-NPH: yes\r\n").unwrap();
+        let head =
+            parse_nph(b"HTTP/1.1 299 Fine\r\nContent-Type: text/plain\r\nX-NPH: yes\r\n").unwrap();
         assert_eq!(head.kind, Kind::Nph);
         assert_eq!(head.status.as_u16(), 299);
         assert_eq!(head.reason.as_deref(), Some("Fine"));
         assert_eq!(head.headers["x-nph"], "yes");
-        assert_eq!(parse_nph(b"Status: 200\r\n").unwrap_err(), HeadError::BadStatusLine);
-        assert_eq!(parse_nph(b"HTTP/1.1 OK\r\n").unwrap_err(), HeadError::BadStatusLine);
+        assert_eq!(
+            parse_nph(b"Status: 200\r\n").unwrap_err(),
+            HeadError::BadStatusLine
+        );
+        assert_eq!(
+            parse_nph(b"HTTP/1.1 OK\r\n").unwrap_err(),
+            HeadError::BadStatusLine
+        );
     }
 }

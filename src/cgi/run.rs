@@ -64,14 +64,26 @@ impl Run {
         let (input, feed) = match job.body {
             RequestBody::None => (Input::None, None),
             RequestBody::File { file, .. } => (Input::File(file), None),
-            body @ (RequestBody::Stream { .. } | RequestBody::Memory(_)) => (Input::Pipe, Some(body)),
+            body @ (RequestBody::Stream { .. } | RequestBody::Memory(_)) => {
+                (Input::Pipe, Some(body))
+            }
         };
         let argv: Vec<&OsStr> = job.argv.iter().map(|a| a.as_os_str()).collect();
-        let mut process = Process::spawn(&argv, spawn::environment(base_env, &job.meta), &job.cwd, input)
-            .map_err(Error::Spawn)?;
+        let mut process = Process::spawn(
+            &argv,
+            spawn::environment(base_env, &job.meta),
+            &job.cwd,
+            input,
+        )
+        .map_err(Error::Spawn)?;
         let tail = Tail::default();
         if let Some(pipe) = process.stderr.take() {
-            tokio::spawn(stderr::drain(pipe, job.script.clone(), process.pid(), tail.clone()));
+            tokio::spawn(stderr::drain(
+                pipe,
+                job.script.clone(),
+                process.pid(),
+                tail.clone(),
+            ));
         }
         let stdin_pump = match (feed, process.stdin.take()) {
             (Some(body), Some(stdin)) => Some(tokio::spawn(pump(body, stdin))),
@@ -124,7 +136,12 @@ impl Run {
             Err(e) => {
                 let error = Error::Head(e);
                 let exit = self.end(&Stop::Eof).await;
-                self.log(Err((error.status(), error.to_string())), 0, &Stop::Eof, exit);
+                self.log(
+                    Err((error.status(), error.to_string())),
+                    0,
+                    &Stop::Eof,
+                    exit,
+                );
                 let _ = head_tx.send(Reply::Failed(error));
                 return;
             }
@@ -135,7 +152,9 @@ impl Run {
         let (stop, bytes) = if head.kind == Kind::LocalRedirect || self.is_head_request {
             // Nothing of the body is sent: the output is drained so the script ends normally.
             let reply = match head.location.clone() {
-                Some(location) if head.kind == Kind::LocalRedirect => Reply::LocalRedirect(location),
+                Some(location) if head.kind == Kind::LocalRedirect => {
+                    Reply::LocalRedirect(location)
+                }
                 _ => Reply::Head(head, Bytes::new(), true),
             };
             let _ = head_tx.send(reply);
@@ -151,7 +170,10 @@ impl Run {
         };
         if let Stop::Deadline(d) = stop {
             // The head is out; cutting the body is the only way left to say so.
-            let _ = body_tx.try_send(Err(io::Error::new(io::ErrorKind::TimedOut, format!("{d} deadline"))));
+            let _ = body_tx.try_send(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{d} deadline"),
+            )));
         }
         drop(body_tx);
         let exit = self.end(&stop).await;
@@ -261,12 +283,23 @@ impl Run {
         self.process.terminate(self.kill_grace).await
     }
 
-    fn log(&self, outcome: Result<StatusCode, (StatusCode, String)>, bytes: u64, stop: &Stop, exit: io::Result<Exit>) {
+    fn log(
+        &self,
+        outcome: Result<StatusCode, (StatusCode, String)>,
+        bytes: u64,
+        stop: &Stop,
+        exit: io::Result<Exit>,
+    ) {
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         let (status, cause) = match &outcome {
             Ok(status) => (*status, None),
             Err((status, cause)) => (*status, Some(cause.as_str())),
         };
+        let io_cause = match stop {
+            Stop::Io(e) => Some(format!("reading stdout: {e}")),
+            _ => None,
+        };
+        let cause = cause.or(io_cause.as_deref());
         let killed = match stop {
             Stop::Deadline(d) => Some(format!("{d} deadline")),
             Stop::ClientGone => Some("client gone".to_owned()),
@@ -318,16 +351,19 @@ pub(super) fn response(
         let rest = futures_util::stream::unfold(body_rx, |mut rx| async move {
             rx.recv().await.map(|chunk| (chunk.map(Frame::data), rx))
         });
-        StreamBody::new(futures_util::StreamExt::chain(futures_util::stream::iter(first), rest)).boxed()
+        StreamBody::new(futures_util::StreamExt::chain(
+            futures_util::stream::iter(first),
+            rest,
+        ))
+        .boxed()
     };
     let mut response = Response::new(body);
     *response.status_mut() = head.status;
-    if let Some(reason) = head.reason {
-        if head.status.canonical_reason() != Some(reason.as_str()) {
-            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes()) {
-                response.extensions_mut().insert(phrase);
-            }
-        }
+    if let Some(reason) = head.reason
+        && head.status.canonical_reason() != Some(reason.as_str())
+        && let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes())
+    {
+        response.extensions_mut().insert(phrase);
     }
     *response.headers_mut() = head.headers;
     response
@@ -342,10 +378,10 @@ async fn pump(body: RequestBody, mut stdin: ChildStdin) {
         }
         RequestBody::Stream { mut body, .. } => {
             while let Some(Ok(frame)) = body.frame().await {
-                if let Ok(data) = frame.into_data() {
-                    if stdin.write_all(&data).await.is_err() {
-                        break;
-                    }
+                if let Ok(data) = frame.into_data()
+                    && stdin.write_all(&data).await.is_err()
+                {
+                    break;
                 }
             }
         }

@@ -146,7 +146,10 @@ impl Process {
             return Err(io::Error::last_os_error());
         }
         if got == 0 {
-            return Err(io::Error::new(io::ErrorKind::WouldBlock, "script still running"));
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "script still running",
+            ));
         }
         self.reaped = true;
         let status = if libc::WIFSIGNALED(status) {
@@ -235,5 +238,8 @@ pub fn environment<'a>(
 ) -> impl Iterator<Item = (&'a std::ffi::OsStr, &'a std::ffi::OsStr)> {
     base.iter()
         .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
-        .chain(meta.iter().map(|(k, v)| (std::ffi::OsStr::new(k.as_str()), v.as_os_str())))
+        .chain(
+            meta.iter()
+                .map(|(k, v)| (std::ffi::OsStr::new(k.as_str()), v.as_os_str())),
+        )
 }
