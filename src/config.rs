@@ -665,11 +665,11 @@ mod tests {
         assert_eq!(config.limits.max_concurrent_scripts, 3);
         assert_eq!(
             config.limits.script_head_timeout,
-            Duration::from_self.seconds(2)
+            Duration::from_secs(2)
         );
         assert_eq!(
             config.limits.script_idle_timeout,
-            Duration::from_self.seconds(2)
+            Duration::from_secs(2)
         );
     }
 
