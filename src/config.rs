@@ -663,14 +663,8 @@ mod tests {
         };
         let config = load(&args).unwrap();
         assert_eq!(config.limits.max_concurrent_scripts, 3);
-        assert_eq!(
-            config.limits.script_head_timeout,
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            config.limits.script_idle_timeout,
-            Duration::from_secs(2)
-        );
+        assert_eq!(config.limits.script_head_timeout, Duration::from_secs(2));
+        assert_eq!(config.limits.script_idle_timeout, Duration::from_secs(2));
     }
 
     #[test]

@@ -76,6 +76,8 @@ pub enum Error {
     Spool(#[source] std::io::Error),
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("the client went away")]
+    ClientGone,
 }
 
 impl Error {
@@ -93,6 +95,8 @@ impl Error {
             }
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // nginx's 499: only ever logged, there is nobody left to answer.
+            Error::ClientGone => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         }
     }
 
@@ -104,7 +108,8 @@ impl Error {
             | Error::MethodNotAllowed
             | Error::BodyTooLarge
             | Error::HeadersTooLarge
-            | Error::BodyRead(_) => Side::Client,
+            | Error::BodyRead(_)
+            | Error::ClientGone => Side::Client,
             Error::Head(_)
             | Error::NoHead
             | Error::Timeout(_)

@@ -12,14 +12,17 @@ use hyper::body::Incoming;
 use crate::body::{RequestBody, ResponseBody, full};
 use crate::cgi::{Cgi, Job, Outcome};
 use crate::config::Config;
+use crate::connection::Takeover;
 use crate::error::{Error, Side};
 use crate::{meta, router};
 
-/// The two ends of the TCP connection a request came on.
-#[derive(Debug, Clone, Copy)]
+/// The connection a request came on.
+#[derive(Clone)]
 pub struct Peer {
     pub remote: SocketAddr,
     pub local: SocketAddr,
+    /// For NPH responses on HTTP/1.x: the socket itself.
+    pub takeover: Option<Takeover>,
 }
 
 pub struct Gateway {
@@ -123,6 +126,9 @@ impl Gateway {
             };
             match self.cgi.run(job).await? {
                 Outcome::Response(response) => return Ok(response),
+                Outcome::Nph { response, raw_head } => {
+                    return Ok(nph_response(response, raw_head, &peer, parts.version));
+                }
                 Outcome::Failed(error) => return Ok(error_response(&error, &self.config)),
                 Outcome::LocalRedirect(location) => {
                     // RFC 3875 §6.2.2: the server fetches the new path as a GET, without the body.
@@ -136,6 +142,29 @@ impl Gateway {
         }
         Err(Error::RedirectLoop(limits.max_local_redirects))
     }
+}
+
+/// RFC 3875 §5: on HTTP/1.x the script's bytes go to the client unchanged and hyper's
+/// own response to this request is swallowed; on HTTP/2 the parsed response is sent.
+fn nph_response(
+    response: Response<ResponseBody>,
+    raw_head: bytes::Bytes,
+    peer: &Peer,
+    version: http::Version,
+) -> Response<ResponseBody> {
+    let Some(takeover) = peer
+        .takeover
+        .clone()
+        .filter(|_| version <= http::Version::HTTP_11)
+    else {
+        return response;
+    };
+    takeover.send_raw(raw_head, response.into_body());
+    let mut placeholder = Response::new(full(""));
+    placeholder
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    placeholder
 }
 
 /// Portico's own answer for an error: the status and its name, nothing about the script.

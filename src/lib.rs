@@ -6,7 +6,8 @@
 //! # Layout (reading order)
 //!
 //! - [`cli`], [`config`]: command line and TOML merged into one validated `Config`.
-//! - [`server`]: accepting connections, hyper, graceful shutdown.
+//! - [`server`]: accepting connections, hyper, graceful shutdown; [`connection`]: the socket,
+//!   which an NPH script may take over.
 //! - [`gateway`]: the service: route, run, errors to responses, access log.
 //! - [`router`]: URL path -> script, SCRIPT_NAME and PATH_INFO; all path safety lives here.
 //! - [`meta`]: the meta-variables, shared by every way of running a program.
@@ -19,6 +20,7 @@ pub mod body;
 pub mod cgi;
 pub mod cli;
 pub mod config;
+pub mod connection;
 pub mod error;
 pub mod gateway;
 pub mod meta;

@@ -44,6 +44,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     runtime.block_on(async {
+        // Installed before `listening on` is printed, so a signal sent right after is handled.
+        let shutdown = match shutdown_signal() {
+            Ok(shutdown) => shutdown,
+            Err(error) => {
+                eprintln!("error: cannot install signal handlers: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
         let mut listeners = Vec::new();
         for addr in &config.listen {
             match TcpListener::bind(addr).await {
@@ -59,7 +67,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                 eprintln!("listening on http://{addr}");
             }
         }
-        server::run(config, listeners, shutdown_signal()).await;
+        server::run(config, listeners, shutdown).await;
         ExitCode::SUCCESS
     })
 }
@@ -77,16 +85,15 @@ fn init_logging(level: Option<&str>) {
         .init();
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
 }

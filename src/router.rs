@@ -214,7 +214,8 @@ mod tests {
     fn resolution_table() {
         let t = tree();
         // (path, Ok((script_name, path_info)) or Err(status))
-        let cases: &[(&str, Result<(&str, &str), u16>)] = &[
+        type Want = Result<(&'static str, &'static str), u16>;
+        let cases: &[(&str, Want)] = &[
             ("/cgi-bin/hello.sh", Ok(("/cgi-bin/hello.sh", ""))),
             ("/cgi-bin/hello.sh/", Ok(("/cgi-bin/hello.sh", "/"))),
             (

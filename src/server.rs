@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::connection::Connection;
 use crate::gateway::{Gateway, Peer};
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
@@ -64,17 +65,22 @@ pub async fn run(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let peer = Peer { remote, local };
+                let (io, takeover) = Connection::new(stream);
+                let peer = Peer {
+                    remote,
+                    local,
+                    takeover: Some(takeover),
+                };
                 let gateway = gateway.clone();
                 let service = service_fn(move |request| {
                     let gateway = gateway.clone();
+                    let peer = peer.clone();
                     async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
                 });
                 let builder = builder.clone();
                 let stop = stop.clone();
                 connections.spawn(async move {
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    let connection = builder.serve_connection_with_upgrades(io, service);
                     tokio::pin!(connection);
                     let result = tokio::select! {
                         result = connection.as_mut() => result,

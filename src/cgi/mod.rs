@@ -46,6 +46,11 @@ pub struct Job {
 /// What a script's response means for the gateway.
 pub enum Outcome {
     Response(Response<ResponseBody>),
+    /// RFC 3875 §5: the response of an NPH script, parsed, and its head as the script wrote it.
+    Nph {
+        response: Response<ResponseBody>,
+        raw_head: bytes::Bytes,
+    },
     /// RFC 3875 §6.2.2: serve this path instead.
     LocalRedirect(String),
     /// The script failed; its owner has logged why.
@@ -117,7 +122,14 @@ impl Cgi {
 
 /// What a script's owner tells the gateway once the head is known.
 enum Reply {
-    Head(response::Head, bytes::Bytes, bool),
+    Head {
+        head: response::Head,
+        /// The head as the script wrote it, blank line included.
+        raw_head: bytes::Bytes,
+        /// Body bytes read together with the head.
+        first: bytes::Bytes,
+        is_head_request: bool,
+    },
     LocalRedirect(String),
     Failed(Error),
 }
@@ -125,8 +137,19 @@ enum Reply {
 impl Reply {
     fn into_outcome(self, body_rx: mpsc::Receiver<std::io::Result<bytes::Bytes>>) -> Outcome {
         match self {
-            Reply::Head(head, first, is_head_request) => {
-                Outcome::Response(run::response(head, first, is_head_request, body_rx))
+            Reply::Head {
+                head,
+                raw_head,
+                first,
+                is_head_request,
+            } => {
+                let is_nph = head.kind == response::Kind::Nph;
+                let response = run::response(head, first, is_head_request, body_rx);
+                if is_nph {
+                    Outcome::Nph { response, raw_head }
+                } else {
+                    Outcome::Response(response)
+                }
             }
             Reply::LocalRedirect(location) => Outcome::LocalRedirect(location),
             Reply::Failed(error) => Outcome::Failed(error),

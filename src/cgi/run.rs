@@ -121,7 +121,8 @@ impl Run {
                 let error = match &stop {
                     Stop::Deadline(d) => Error::Timeout(*d),
                     Stop::Eof => Error::NoHead,
-                    Stop::Io(_) | Stop::ClientGone => Error::NoHead,
+                    Stop::Io(_) => Error::NoHead,
+                    Stop::ClientGone => Error::ClientGone,
                     Stop::Shutdown => Error::ShuttingDown,
                 };
                 let head_result = Err((error.status(), error.to_string()));
@@ -131,7 +132,7 @@ impl Run {
                 return;
             }
         };
-        let head = match head {
+        let (head, raw_head) = match head {
             Ok(head) => head,
             Err(e) => {
                 let error = Error::Head(e);
@@ -155,13 +156,24 @@ impl Run {
                 Some(location) if head.kind == Kind::LocalRedirect => {
                     Reply::LocalRedirect(location)
                 }
-                _ => Reply::Head(head, Bytes::new(), true),
+                _ => Reply::Head {
+                    head,
+                    raw_head,
+                    first: Bytes::new(),
+                    is_head_request: true,
+                },
             };
             let _ = head_tx.send(reply);
             (self.pipe_body(&mut buf, None).await.0, 0)
         } else {
             let sent_first = first.len() as u64;
-            if head_tx.send(Reply::Head(head, first, false)).is_err() {
+            let reply = Reply::Head {
+                head,
+                raw_head,
+                first,
+                is_head_request: false,
+            };
+            if head_tx.send(reply).is_err() {
                 (Stop::ClientGone, 0)
             } else {
                 let (stop, bytes) = self.pipe_body(&mut buf, Some(&body_tx)).await;
@@ -186,7 +198,7 @@ impl Run {
         &mut self,
         buf: &mut BytesMut,
         head_tx: &mut oneshot::Sender<Reply>,
-    ) -> Result<Result<Head, response::HeadError>, Stop> {
+    ) -> Result<Result<(Head, Bytes), response::HeadError>, Stop> {
         let deadline = self.head_deadline.min(self.total_deadline);
         let which = if self.head_deadline <= self.total_deadline {
             Deadline::Head
@@ -195,13 +207,14 @@ impl Run {
         };
         loop {
             if let Some(end) = response::find_head_end(buf) {
-                let head = buf.split_to(end);
-                let head = &head[..head.len() - 1];
-                return Ok(if self.is_nph {
+                let raw = buf.split_to(end).freeze();
+                let head = &raw[..raw.len() - 1];
+                let parsed = if self.is_nph {
                     response::parse_nph(head)
                 } else {
                     response::parse(head)
-                });
+                };
+                return Ok(parsed.map(|head| (head, raw)));
             }
             if buf.len() > MAX_HEAD_BYTES {
                 return Ok(Err(response::HeadError::TooLarge));
@@ -300,10 +313,14 @@ impl Run {
             _ => None,
         };
         let cause = cause.or(io_cause.as_deref());
+        let deadline = match stop {
+            Stop::Deadline(d) => Some(tracing::field::display(d)),
+            _ => None,
+        };
         let killed = match stop {
-            Stop::Deadline(d) => Some(format!("{d} deadline")),
-            Stop::ClientGone => Some("client gone".to_owned()),
-            Stop::Shutdown => Some("shutdown".to_owned()),
+            Stop::Deadline(_) => Some("deadline"),
+            Stop::ClientGone => Some("client gone"),
+            Stop::Shutdown => Some("shutdown"),
             Stop::Eof | Stop::Io(_) => None,
         };
         let (exit_text, cpu_ms, max_rss_kb, clean) = match &exit {
@@ -331,7 +348,7 @@ impl Run {
             tracing::warn!(
                 target: "portico::access",
                 method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
-                exit = %exit_text, cpu_ms, max_rss_kb, killed, cause, ?stderr,
+                exit = %exit_text, cpu_ms, max_rss_kb, killed, deadline, cause, ?stderr,
             );
         }
     }

@@ -1,10 +1,11 @@
 //! Starting a script and owning its process: command, cleared environment, own process
 //! group, pipes, deadline kills of the whole group, and reaping with the child's rusage.
 //!
-//! Children are waited for through a pidfd instead of tokio's SIGCHLD-driven `Child`,
-//! because `wait4` is what reports CPU time and peak memory, and because waiting with
-//! the leader still a zombie keeps its pid (the group id) from being reused while the
-//! group is signalled.
+//! Children are waited for with `waitid(WNOWAIT)` and, when they have not exited yet, a
+//! pidfd, instead of tokio's SIGCHLD-driven `Child`: `wait4` is what reports CPU time and
+//! peak memory, and waiting with the leader still a zombie keeps its pid (the group id)
+//! from being reused while the group is signalled. Most scripts have exited by the time
+//! their stdout closes, so the pidfd is only opened for the others.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -63,7 +64,7 @@ impl fmt::Display for ExitStatus {
 /// unreaped kills the group and reaps it in the background.
 pub struct Process {
     pid: libc::pid_t,
-    pidfd: AsyncFd<OwnedFd>,
+    pidfd: Option<AsyncFd<OwnedFd>>,
     reaped: bool,
     pub stdin: Option<ChildStdin>,
     pub stdout: ChildStdout,
@@ -101,23 +102,12 @@ impl Process {
         let stdio = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         // std's Child neither waits nor kills on drop; from here on `Process` owns the pid.
         drop(child);
-        let pidfd = match pidfd_open(pid) {
-            Ok(fd) => fd,
-            Err(e) => {
-                kill_group(pid, libc::SIGKILL);
-                reap_blocking(pid);
-                return Err(e);
-            }
-        };
         let (Some(stdout), Some(stderr)) = (stdio.1, stdio.2) else {
             unreachable!("stdout and stderr are piped above");
         };
-        // SAFETY: the OwnedFd is moved into the AsyncFd, which keeps it open until dropped.
-        let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
-            .map_err(io::Error::from)?;
         Ok(Process {
             pid,
-            pidfd,
+            pidfd: None,
             reaped: false,
             stdin: stdio.0.map(ChildStdin::from_std).transpose()?,
             stdout: ChildStdout::from_std(stdout)?,
@@ -130,9 +120,34 @@ impl Process {
     }
 
     /// Resolves once the script (the group leader) has exited; it stays unreaped.
-    pub async fn exited(&self) -> io::Result<()> {
-        self.pidfd.readable().await?.retain_ready();
+    pub async fn exited(&mut self) -> io::Result<()> {
+        if self.has_exited()? {
+            return Ok(());
+        }
+        let pidfd = match &mut self.pidfd {
+            Some(fd) => fd,
+            None => {
+                let fd = pidfd_open(self.pid)?;
+                // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open until dropped.
+                let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE) }
+                    .map_err(io::Error::from)?;
+                self.pidfd.insert(fd)
+            }
+        };
+        pidfd.readable().await?.retain_ready();
         Ok(())
+    }
+
+    fn has_exited(&self) -> io::Result<bool> {
+        // SAFETY: siginfo_t is plain data that waitid fills in.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
+        // SAFETY: pid is our unreaped child; info points to valid memory.
+        if unsafe { libc::waitid(libc::P_PID, self.pid as libc::id_t, &mut info, flags) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: waitid filled `info`; si_pid stays 0 when the child has not exited.
+        Ok(unsafe { info.si_pid() } != 0)
     }
 
     /// Reaps the exited leader; call after `exited`.

@@ -1,0 +1,30 @@
+//! Portico's integration tests: one test binary, one module per part of the contract.
+//!
+//! Every test starts the real `portico` binary on 127.0.0.1:0 against real scripts
+//! (sh, perl, python3, C) written into a fresh temporary directory, talks raw HTTP/1.x
+//! to it, and kills it on drop. Nothing is shared between tests, so they run in parallel.
+//!
+//! Layout:
+//! - `harness`: starting and stopping Portico, its log, fixture directories, processes.
+//! - `http`: a raw HTTP/1.x client that sends bytes exactly as written.
+//! - `scripts`: the small CGI scripts several modules share.
+//! - `protocol`: the request side of RFC 3875 (meta-variables, environment, argv).
+//! - `responses`: the response side (document, Status, redirects, NPH, framing).
+//! - `examples`: the repository's `cgi-bin/` examples (sh, Perl, Python, C) as documented.
+//! - `languages`: inline C, Perl and Python scripts, and configured interpreters.
+//! - `robustness`: limits, deadlines, concurrency, disconnects, shutdown, child reaping.
+//! - `traversal`: path resolution and every way of trying to leave the mount.
+//! - `config`: `portico check`, config files, and flags overriding them.
+//! - `logging`: the access line and script stderr in Portico's log.
+
+mod config;
+mod examples;
+mod harness;
+mod http;
+mod languages;
+mod logging;
+mod protocol;
+mod responses;
+mod robustness;
+mod scripts;
+mod traversal;
