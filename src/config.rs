@@ -37,6 +37,7 @@ pub struct Config {
 
 #[derive(Debug, Clone)]
 pub struct Limits {
+    pub max_connections: usize,
     pub max_header_bytes: usize,
     pub max_body_bytes: u64,
     pub body_memory_bytes: usize,
@@ -125,6 +126,7 @@ enum OneOrMany {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawLimits {
+    max_connections: Option<Spanned<usize>>,
     max_header_bytes: Option<Spanned<usize>>,
     max_body_bytes: Option<Spanned<u64>>,
     body_memory_bytes: Option<Spanned<usize>>,
@@ -413,7 +415,12 @@ impl Validator<'_> {
             return Err(self.at(max_concurrent_scripts.1, "must be at least 1"));
         }
 
+        let max_connections = pick(None, &raw.max_connections, 1024);
+        if max_connections.0 == 0 {
+            return Err(self.at(max_connections.1, "must be at least 1"));
+        }
         Ok(Limits {
+            max_connections: max_connections.0,
             max_header_bytes: max_header_bytes.0,
             max_body_bytes: pick(args.max_body_bytes, &raw.max_body_bytes, 10 << 20).0,
             body_memory_bytes: pick(None, &raw.body_memory_bytes, 256 << 10).0,

@@ -217,6 +217,7 @@ mod tests {
             server_name: None,
             document_root: Some(PathBuf::from("/srv/www")),
             limits: Limits {
+                max_connections: 1,
                 max_header_bytes: 8192,
                 max_body_bytes: 1,
                 body_memory_bytes: 1,

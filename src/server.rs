@@ -11,6 +11,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -38,9 +39,12 @@ pub async fn run(
     // Accepting stops when `stop` fires; each connection then finishes its request in flight.
     let stop = CancellationToken::new();
     let connections = TaskTracker::new();
+    // At the limit, accepting pauses and new clients wait in the listen backlog.
+    let open = Arc::new(Semaphore::new(config.limits.max_connections));
 
     let mut acceptors = JoinSet::new();
     for listener in listeners {
+        let open = open.clone();
         let (gateway, builder, stop, connections) = (
             gateway.clone(),
             builder.clone(),
@@ -49,6 +53,11 @@ pub async fn run(
         );
         acceptors.spawn(async move {
             loop {
+                let slot = tokio::select! {
+                    slot = open.clone().acquire_owned() => slot,
+                    _ = stop.cancelled() => break,
+                };
+                let Ok(slot) = slot else { break };
                 let (stream, remote) = tokio::select! {
                     accepted = listener.accept() => match accepted {
                         Ok(pair) => pair,
@@ -80,6 +89,7 @@ pub async fn run(
                 let builder = builder.clone();
                 let stop = stop.clone();
                 connections.spawn(async move {
+                    let _slot = slot;
                     let connection = builder.serve_connection_with_upgrades(io, service);
                     tokio::pin!(connection);
                     let result = tokio::select! {
