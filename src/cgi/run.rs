@@ -27,10 +27,13 @@ use crate::config::Limits;
 use crate::error::{Deadline, Error};
 
 const READ_CHUNK: usize = 64 * 1024;
+/// How long a failed script's stderr may take to reach its end before the log line is written.
+const STDERR_SETTLE: Duration = Duration::from_millis(250);
 
 pub(super) struct Run {
     process: Process,
     stdin_pump: Option<JoinHandle<()>>,
+    stderr_reader: Option<JoinHandle<()>>,
     tail: Tail,
     is_nph: bool,
     is_head_request: bool,
@@ -77,14 +80,14 @@ impl Run {
         )
         .map_err(Error::Spawn)?;
         let tail = Tail::default();
-        if let Some(pipe) = process.stderr.take() {
+        let stderr_reader = process.stderr.take().map(|pipe| {
             tokio::spawn(stderr::drain(
                 pipe,
                 job.script.clone(),
                 process.pid(),
                 tail.clone(),
-            ));
-        }
+            ))
+        });
         let stdin_pump = match (feed, process.stdin.take()) {
             (Some(body), Some(stdin)) => Some(tokio::spawn(pump(body, stdin))),
             _ => None,
@@ -93,6 +96,7 @@ impl Run {
         Ok(Run {
             process,
             stdin_pump,
+            stderr_reader,
             tail,
             is_nph: job.is_nph,
             is_head_request: job.method == Method::HEAD,
@@ -127,7 +131,7 @@ impl Run {
                 };
                 let head_result = Err((error.status(), error.to_string()));
                 let exit = self.end(&stop).await;
-                self.log(head_result, 0, &stop, exit);
+                self.log(head_result, 0, &stop, exit).await;
                 let _ = head_tx.send(Reply::Failed(error));
                 return;
             }
@@ -142,7 +146,8 @@ impl Run {
                     0,
                     &Stop::Eof,
                     exit,
-                );
+                )
+                .await;
                 let _ = head_tx.send(Reply::Failed(error));
                 return;
             }
@@ -189,7 +194,7 @@ impl Run {
         }
         drop(body_tx);
         let exit = self.end(&stop).await;
-        self.log(Ok(status), bytes, &stop, exit);
+        self.log(Ok(status), bytes, &stop, exit).await;
     }
 
     /// Reads stdout until the blank line that ends the head. The outer error is why reading
@@ -296,8 +301,8 @@ impl Run {
         self.process.terminate(self.kill_grace).await
     }
 
-    fn log(
-        &self,
+    async fn log(
+        &mut self,
         outcome: Result<StatusCode, (StatusCode, String)>,
         bytes: u64,
         stop: &Stop,
@@ -332,12 +337,18 @@ impl Run {
             ),
             Err(e) => (format!("unknown ({e})"), 0.0, 0, false),
         };
+        let failed = cause.is_some() || killed.is_some() || !clean;
+        // The last lines may still be in the pipe; a child of the script holding stderr
+        // open must not hold up the log line for long.
+        if failed && let Some(reader) = self.stderr_reader.take() {
+            let _ = tokio::time::timeout(STDERR_SETTLE, reader).await;
+        }
         let pid = self.process.pid();
         let method = self.method.as_str();
         let status = status.as_u16();
         let duration_ms = format_args!("{duration_ms:.2}");
         let cpu_ms = format_args!("{cpu_ms:.2}");
-        if cause.is_none() && killed.is_none() && clean {
+        if !failed {
             tracing::info!(
                 target: "portico::access",
                 method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,

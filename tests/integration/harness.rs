@@ -285,12 +285,31 @@ impl Portico {
             .collect()
     }
 
+    /// Zombie children still unreaped after a grace period.
+    ///
+    /// A script that has just closed its stdout may still be exiting: it turns into a
+    /// zombie a moment later and Portico reaps it a moment after that. So only zombies
+    /// present both at the end of the grace period and a little later count.
+    pub fn lingering_zombies(&self) -> Vec<i32> {
+        if wait_until(REAP_GRACE, || self.zombie_children().is_empty()) {
+            return Vec::new();
+        }
+        let before = self.zombie_children();
+        thread::sleep(Duration::from_millis(500));
+        let after = self.zombie_children();
+        before
+            .into_iter()
+            .filter(|pid| after.contains(pid))
+            .collect()
+    }
+
     /// Panics unless every exited child is reaped within a short grace period.
     pub fn assert_no_zombies(&self) {
-        if !wait_until(REAP_GRACE, || self.zombie_children().is_empty()) {
+        let zombies = self.lingering_zombies();
+        if !zombies.is_empty() {
             panic!(
                 "portico left zombie children {:?}; log:\n{}",
-                self.zombie_children(),
+                describe(&zombies),
                 self.log()
             );
         }
@@ -327,18 +346,20 @@ impl Portico {
 impl Drop for Portico {
     fn drop(&mut self) {
         let zombies = if self.is_running() && !thread::panicking() {
-            wait_until(REAP_GRACE, || self.zombie_children().is_empty());
-            self.zombie_children()
+            self.lingering_zombies()
         } else {
             Vec::new()
         };
+        // Described while Portico still owns them.
+        let described = describe(&zombies);
+        let log = self.log();
         self.kill_script_groups();
         let _ = self.child.kill();
         let _ = self.child.wait();
         if !zombies.is_empty() {
             panic!(
-                "portico left zombie children {zombies:?}; log:\n{}",
-                self.log()
+                "portico (pid {}) left zombie children {described:?}; log:\n{log}",
+                self.pid()
             );
         }
     }
@@ -367,6 +388,17 @@ fn process_stat(pid: i32) -> Option<ProcessStat> {
         ppid,
         pgrp,
     })
+}
+
+/// `/proc/PID/stat` of each pid, for failure messages.
+fn describe(pids: &[i32]) -> Vec<String> {
+    pids.iter()
+        .map(|pid| {
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|stat| stat.trim_end().to_owned())
+                .unwrap_or_else(|_| format!("{pid} (gone)"))
+        })
+        .collect()
 }
 
 fn pids() -> Vec<i32> {
