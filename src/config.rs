@@ -52,6 +52,27 @@ pub struct Limits {
     pub shutdown_timeout: Duration,
 }
 
+impl Default for Limits {
+    /// The built-in defaults, documented in `conf/portico.toml`.
+    fn default() -> Limits {
+        Limits {
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 10 << 20,
+            body_memory_bytes: 256 << 10,
+            header_read_timeout: Duration::from_secs(10),
+            script_head_timeout: Duration::from_secs(30),
+            script_idle_timeout: Duration::from_secs(30),
+            script_total_timeout: Duration::from_secs(300),
+            kill_grace: Duration::from_secs(1),
+            max_concurrent_scripts: 64,
+            queue_timeout: Duration::from_secs(5),
+            max_local_redirects: 10,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CgiMount {
     /// URL prefix without a trailing slash (`/cgi-bin`; `` for the root).
@@ -394,78 +415,84 @@ impl Validator<'_> {
     }
 
     fn limits(&self, raw: &RawLimits, args: &ServeArgs) -> Result<Limits, ConfigError> {
-        let script_timeout = args
-            .script_timeout_seconds
-            .map(|v| ("script-timeout-seconds", v));
-
-        let max_header_bytes = pick(None, &raw.max_header_bytes, 16 * 1024);
-        if max_header_bytes.0 < 8192 {
-            return Err(self.at(max_header_bytes.1, "must be at least 8192"));
-        }
-        let max_concurrent_scripts = match args.max_concurrent_scripts {
-            Some(0) => {
-                return Err(Self::flag_error(
-                    "max-concurrent-scripts",
-                    "must be at least 1",
-                ));
-            }
-            flag => pick(flag, &raw.max_concurrent_scripts, 64),
-        };
-        if max_concurrent_scripts.0 == 0 {
-            return Err(self.at(max_concurrent_scripts.1, "must be at least 1"));
-        }
-
-        let max_connections = pick(None, &raw.max_connections, 1024);
-        if max_connections.0 == 0 {
-            return Err(self.at(max_connections.1, "must be at least 1"));
+        let d = Limits::default();
+        let flag = |name: &'static str, value: Option<f64>| value.map(|v| (name, v));
+        let script_timeout = flag("script-timeout-seconds", args.script_timeout_seconds);
+        if args.max_concurrent_scripts == Some(0) {
+            return Err(Self::flag_error(
+                "max-concurrent-scripts",
+                "must be at least 1",
+            ));
         }
         Ok(Limits {
-            max_connections: max_connections.0,
-            max_header_bytes: max_header_bytes.0,
-            max_body_bytes: pick(args.max_body_bytes, &raw.max_body_bytes, 10 << 20).0,
-            body_memory_bytes: pick(None, &raw.body_memory_bytes, 256 << 10).0,
+            max_connections: self
+                .at_least(pick(None, &raw.max_connections, d.max_connections), 1)?,
+            max_header_bytes: self
+                .at_least(pick(None, &raw.max_header_bytes, d.max_header_bytes), 8192)?,
+            max_body_bytes: pick(args.max_body_bytes, &raw.max_body_bytes, d.max_body_bytes).0,
+            body_memory_bytes: pick(None, &raw.body_memory_bytes, d.body_memory_bytes).0,
             header_read_timeout: self.seconds(
-                args.header_read_timeout_seconds
-                    .map(|v| ("header-read-timeout-seconds", v)),
+                flag(
+                    "header-read-timeout-seconds",
+                    args.header_read_timeout_seconds,
+                ),
                 &raw.header_read_timeout_seconds,
-                10.0,
+                d.header_read_timeout,
             )?,
             script_head_timeout: self.seconds(
                 script_timeout,
                 &raw.script_head_timeout_seconds,
-                30.0,
+                d.script_head_timeout,
             )?,
             script_idle_timeout: self.seconds(
                 script_timeout,
                 &raw.script_idle_timeout_seconds,
-                30.0,
+                d.script_idle_timeout,
             )?,
             script_total_timeout: self.seconds(
-                args.script_total_timeout_seconds
-                    .map(|v| ("script-total-timeout-seconds", v)),
+                flag(
+                    "script-total-timeout-seconds",
+                    args.script_total_timeout_seconds,
+                ),
                 &raw.script_total_timeout_seconds,
-                300.0,
+                d.script_total_timeout,
             )?,
             kill_grace: self.seconds(
-                args.kill_grace_seconds.map(|v| ("kill-grace-seconds", v)),
+                flag("kill-grace-seconds", args.kill_grace_seconds),
                 &raw.kill_grace_seconds,
-                1.0,
+                d.kill_grace,
             )?,
-            max_concurrent_scripts: max_concurrent_scripts.0,
+            max_concurrent_scripts: self.at_least(
+                pick(
+                    args.max_concurrent_scripts,
+                    &raw.max_concurrent_scripts,
+                    d.max_concurrent_scripts,
+                ),
+                1,
+            )?,
             queue_timeout: self.seconds(
-                args.queue_timeout_seconds
-                    .map(|v| ("queue-timeout-seconds", v)),
+                flag("queue-timeout-seconds", args.queue_timeout_seconds),
                 &raw.queue_timeout_seconds,
-                5.0,
+                d.queue_timeout,
             )?,
-            max_local_redirects: pick(None, &raw.max_local_redirects, 10).0,
+            max_local_redirects: pick(None, &raw.max_local_redirects, d.max_local_redirects).0,
             shutdown_timeout: self.seconds(
-                args.shutdown_timeout_seconds
-                    .map(|v| ("shutdown-timeout-seconds", v)),
+                flag("shutdown-timeout-seconds", args.shutdown_timeout_seconds),
                 &raw.shutdown_timeout_seconds,
-                10.0,
+                d.shutdown_timeout,
             )?,
         })
+    }
+
+    fn at_least(
+        &self,
+        (value, span): (usize, Option<Range<usize>>),
+        min: usize,
+    ) -> Result<usize, ConfigError> {
+        if value < min {
+            return Err(self.at(span, &format!("must be at least {min}")));
+        }
+        Ok(value)
     }
 
     /// A duration from the flag, else the file, else the default; positive and finite.
@@ -473,9 +500,9 @@ impl Validator<'_> {
         &self,
         flag: Option<(&str, f64)>,
         file: &Option<Spanned<f64>>,
-        default: f64,
+        default: Duration,
     ) -> Result<Duration, ConfigError> {
-        let value = pick(flag.map(|(_, v)| v), file, default);
+        let value = pick(flag.map(|(_, v)| v), file, default.as_secs_f64());
         if value.0.is_finite() && value.0 > 0.0 && value.0 < 1e9 {
             return Ok(Duration::from_secs_f64(value.0));
         }
@@ -486,8 +513,17 @@ impl Validator<'_> {
         })
     }
 
+    /// An error at a value's span, or about the file as a whole when it has none.
     fn at(&self, span: Option<Range<usize>>, message: &str) -> ConfigError {
-        self.spanned_error(span.unwrap_or(0..0), message)
+        match span {
+            Some(span) => self.spanned_error(span, message),
+            None => ConfigError {
+                file: self.source.as_ref().map(|s| s.path.to_owned()),
+                line: None,
+                key: None,
+                message: message.into(),
+            },
+        }
     }
 
     fn script_env(&self, raw: &RawEnv) -> Vec<(OsString, OsString)> {

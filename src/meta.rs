@@ -209,28 +209,13 @@ mod tests {
     use super::*;
     use crate::config::{CgiMount, Limits};
     use std::path::PathBuf;
-    use std::time::Duration;
 
     fn config() -> Config {
         Config {
             listen: vec![],
             server_name: None,
             document_root: Some(PathBuf::from("/srv/www")),
-            limits: Limits {
-                max_connections: 1,
-                max_header_bytes: 8192,
-                max_body_bytes: 1,
-                body_memory_bytes: 1,
-                header_read_timeout: Duration::from_secs(1),
-                script_head_timeout: Duration::from_secs(1),
-                script_idle_timeout: Duration::from_secs(1),
-                script_total_timeout: Duration::from_secs(1),
-                kill_grace: Duration::from_secs(1),
-                max_concurrent_scripts: 1,
-                queue_timeout: Duration::from_secs(1),
-                max_local_redirects: 1,
-                shutdown_timeout: Duration::from_secs(1),
-            },
+            limits: Limits::default(),
             script_env: vec![],
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
