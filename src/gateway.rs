@@ -31,9 +31,9 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>) -> Gateway {
-        let cgi = Cgi::new(config.limits.clone(), config.script_env.clone());
-        Gateway { config, cgi }
+    pub fn new(config: Arc<Config>) -> std::io::Result<Gateway> {
+        let cgi = Cgi::new(config.limits.clone(), &config.script_env)?;
+        Ok(Gateway { config, cgi })
     }
 
     pub fn cgi(&self) -> &Cgi {

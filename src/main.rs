@@ -67,8 +67,13 @@ fn serve(args: ServeArgs) -> ExitCode {
                 eprintln!("listening on http://{addr}");
             }
         }
-        server::run(config, listeners, shutdown).await;
-        ExitCode::SUCCESS
+        match server::run(config, listeners, shutdown).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

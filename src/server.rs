@@ -26,8 +26,8 @@ pub async fn run(
     config: Arc<Config>,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
-) {
-    let gateway = Arc::new(Gateway::new(config.clone()));
+) -> std::io::Result<()> {
+    let gateway = Arc::new(Gateway::new(config.clone())?);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -119,4 +119,5 @@ pub async fn run(
         tracing::warn!("shutdown timeout: ending the scripts still running");
     }
     gateway.cgi().kill_all_and_wait().await;
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! the script and writes the request's log line. The caller gets the parsed head and a
 //! body that streams from the script's stdout with backpressure.
 
+mod exec;
 pub mod response;
 mod run;
 pub mod spawn;
@@ -60,7 +61,7 @@ pub enum Outcome {
 /// The CGI backend: concurrency limit and the owners of all running scripts.
 pub struct Cgi {
     limits: Limits,
-    base_env: Vec<(OsString, OsString)>,
+    base_env: spawn::BaseEnv,
     slots: Arc<Semaphore>,
     /// Fired at the end of a graceful shutdown: every running script is ended.
     kill_all: CancellationToken,
@@ -68,14 +69,15 @@ pub struct Cgi {
 }
 
 impl Cgi {
-    pub fn new(limits: Limits, base_env: Vec<(OsString, OsString)>) -> Cgi {
-        Cgi {
+    pub fn new(limits: Limits, base_env: &[(OsString, OsString)]) -> std::io::Result<Cgi> {
+        let base_env = spawn::BaseEnv::new(base_env)?;
+        Ok(Cgi {
             slots: Arc::new(Semaphore::new(limits.max_concurrent_scripts)),
             limits,
             base_env,
             kill_all: CancellationToken::new(),
             tasks: TaskTracker::new(),
-        }
+        })
     }
 
     pub async fn run(&self, job: Job) -> Result<Outcome, Error> {

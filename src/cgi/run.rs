@@ -2,7 +2,6 @@
 //! stderr logged, stdout read with the head, idle and total deadlines, the whole process
 //! group ended on a deadline, a client that went away or shutdown, and one log line.
 
-use std::ffi::OsStr;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +25,11 @@ use crate::body::{RequestBody, ResponseBody};
 use crate::config::Limits;
 use crate::error::{Deadline, Error};
 
+/// Reads of the body: large, so big responses take few wake-ups.
 const READ_CHUNK: usize = 64 * 1024;
+/// Reads of the head: most heads and many whole responses fit; a small first buffer keeps
+/// the allocator from trimming and refilling 64 KiB on every request.
+const HEAD_CHUNK: usize = 8 * 1024;
 /// How long a failed script's stderr may take to reach its end before the log line is written.
 const STDERR_SETTLE: Duration = Duration::from_millis(250);
 
@@ -60,7 +63,7 @@ enum Stop {
 impl Run {
     pub(super) fn start(
         job: Job,
-        base_env: &[(std::ffi::OsString, std::ffi::OsString)],
+        base_env: &spawn::BaseEnv,
         limits: &Limits,
         kill_all: CancellationToken,
     ) -> Result<Run, Error> {
@@ -71,14 +74,8 @@ impl Run {
                 (Input::Pipe, Some(body))
             }
         };
-        let argv: Vec<&OsStr> = job.argv.iter().map(|a| a.as_os_str()).collect();
-        let mut process = Process::spawn(
-            &argv,
-            spawn::environment(base_env, &job.meta),
-            &job.cwd,
-            input,
-        )
-        .map_err(Error::Spawn)?;
+        let env = base_env.with_meta(&job.meta).map_err(Error::Spawn)?;
+        let mut process = Process::spawn(&job.argv, &env, &job.cwd, input).map_err(Error::Spawn)?;
         let tail = Tail::default();
         let stderr_reader = process.stderr.take().map(|pipe| {
             tokio::spawn(stderr::drain(
@@ -118,7 +115,7 @@ impl Run {
         mut head_tx: oneshot::Sender<Reply>,
         body_tx: mpsc::Sender<io::Result<Bytes>>,
     ) {
-        let mut buf = BytesMut::with_capacity(READ_CHUNK);
+        let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
         let head = match self.read_head(&mut buf, &mut head_tx).await {
             Ok(head) => head,
             Err(stop) => {
@@ -224,7 +221,7 @@ impl Run {
             if buf.len() > MAX_HEAD_BYTES {
                 return Ok(Err(response::HeadError::TooLarge));
             }
-            buf.reserve(READ_CHUNK);
+            buf.reserve(HEAD_CHUNK);
             tokio::select! {
                 read = self.process.stdout.read_buf(buf) => match read {
                     Ok(0) => return Err(Stop::Eof),
@@ -246,9 +243,11 @@ impl Run {
         body_tx: Option<&mpsc::Sender<io::Result<Bytes>>>,
     ) -> (Stop, u64) {
         let mut sent = 0;
+        // Small reads until the script shows it has a lot to say.
+        let mut chunk = HEAD_CHUNK;
         let stop = loop {
             buf.clear();
-            buf.reserve(READ_CHUNK);
+            buf.reserve(chunk);
             let idle = tokio::time::Instant::now() + self.idle_timeout;
             let (deadline, which) = if idle < self.total_deadline {
                 (idle, Deadline::Idle)
@@ -265,6 +264,9 @@ impl Run {
                 read = self.process.stdout.read_buf(buf) => match read {
                     Ok(0) => break Stop::Eof,
                     Ok(n) => {
+                        if n >= HEAD_CHUNK / 2 {
+                            chunk = READ_CHUNK;
+                        }
                         if let Some(tx) = body_tx {
                             if tx.send(Ok(buf.split().freeze())).await.is_err() {
                                 break Stop::ClientGone;

@@ -7,18 +7,20 @@
 //! from being reused while the group is signalled. Most scripts have exited by the time
 //! their stdout closes, so the pidfd is only opened for the others.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString, c_char};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+
+use super::exec;
 
 /// What the script reads on stdin.
 pub enum Input {
@@ -73,45 +75,65 @@ pub struct Process {
 
 impl Process {
     /// Starts `argv` in `cwd` with exactly `env`, in a process group of its own.
-    ///
-    /// `argv[0]` is an absolute path, so std can use posix_spawn (a vfork-style clone):
-    /// that is what keeps the per-request cost of CGI close to the kernel's.
-    pub fn spawn<'a>(
-        argv: &[&std::ffi::OsStr],
-        env: impl IntoIterator<Item = (&'a std::ffi::OsStr, &'a std::ffi::OsStr)>,
+    /// `argv[0]` is an absolute path: no PATH search happens here.
+    pub fn spawn(
+        argv: &[OsString],
+        env: &[CString],
         cwd: &Path,
         input: Input,
     ) -> io::Result<Process> {
-        let (program, args) = argv.split_first().ok_or(io::ErrorKind::InvalidInput)?;
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .env_clear()
-            .envs(env)
-            .current_dir(cwd)
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        command.stdin(match input {
-            Input::None => Stdio::null(),
-            Input::Pipe => Stdio::piped(),
-            Input::File(file) => Stdio::from(file),
-        });
-        let mut child = command.spawn()?;
-        let pid = child.id() as libc::pid_t;
-        let stdio = (child.stdin.take(), child.stdout.take(), child.stderr.take());
-        // std's Child neither waits nor kills on drop; from here on `Process` owns the pid.
-        drop(child);
-        let (Some(stdout), Some(stderr)) = (stdio.1, stdio.2) else {
-            unreachable!("stdout and stderr are piped above");
+        let argv: Vec<CString> = argv
+            .iter()
+            .map(|a| c_string(a.as_bytes()))
+            .collect::<io::Result<_>>()?;
+        let program = argv.first().ok_or(io::ErrorKind::InvalidInput)?;
+        let cwd = c_string(cwd.as_os_str().as_bytes())?;
+        let argv_ptrs: Vec<*const c_char> = argv
+            .iter()
+            .map(|a| a.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+        let env_ptrs: Vec<*const c_char> = env
+            .iter()
+            .map(|e| e.as_ptr())
+            .chain([std::ptr::null()])
+            .collect();
+
+        let (stdout_read, stdout_write) = pipe()?;
+        let (stderr_read, stderr_write) = pipe()?;
+        let (child_stdin, parent_stdin) = match input {
+            Input::None => (above_stdio(dev_null()?.try_clone()?)?, None),
+            Input::Pipe => {
+                let (read, write) = pipe()?;
+                (read, Some(write))
+            }
+            Input::File(file) => (above_stdio(file.into())?, None),
         };
+        let pid = exec::spawn(&exec::Plan {
+            program,
+            argv: &argv_ptrs,
+            envp: &env_ptrs,
+            cwd: &cwd,
+            stdio: [
+                child_stdin.as_raw_fd(),
+                stdout_write.as_raw_fd(),
+                stderr_write.as_raw_fd(),
+            ],
+        })?;
+        // The child's ends close here, so EOF on stdout means the script (and its
+        // children) closed theirs.
+        drop((child_stdin, stdout_write, stderr_write));
         Ok(Process {
             pid,
             pidfd: None,
             reaped: false,
-            stdin: stdio.0.map(ChildStdin::from_std).transpose()?,
-            stdout: ChildStdout::from_std(stdout)?,
-            stderr: Some(ChildStderr::from_std(stderr)?),
+            stdin: parent_stdin
+                .map(|fd| ChildStdin::from_std(std::process::ChildStdin::from(fd)))
+                .transpose()?,
+            stdout: ChildStdout::from_std(std::process::ChildStdout::from(stdout_read))?,
+            stderr: Some(ChildStderr::from_std(std::process::ChildStderr::from(
+                stderr_read,
+            ))?),
         })
     }
 
@@ -246,15 +268,189 @@ fn timeval(tv: libc::timeval) -> Duration {
     Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
 }
 
-/// The environment of one script: the base (PATH, env.pass, env.set), then meta-variables.
-pub fn environment<'a>(
-    base: &'a [(OsString, OsString)],
-    meta: &'a [(String, OsString)],
-) -> impl Iterator<Item = (&'a std::ffi::OsStr, &'a std::ffi::OsStr)> {
-    base.iter()
-        .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
-        .chain(
-            meta.iter()
-                .map(|(k, v)| (std::ffi::OsStr::new(k.as_str()), v.as_os_str())),
+/// The environment every script starts from (PATH, `env.pass`, `env.set`), converted once.
+pub struct BaseEnv {
+    entries: Vec<(Vec<u8>, CString)>,
+}
+
+impl BaseEnv {
+    pub fn new(vars: &[(OsString, OsString)]) -> io::Result<BaseEnv> {
+        let entries = vars
+            .iter()
+            .map(|(name, value)| {
+                Ok((
+                    name.as_bytes().to_vec(),
+                    env_entry(name.as_bytes(), value.as_bytes())?,
+                ))
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(BaseEnv { entries })
+    }
+
+    /// One script's environment: the meta-variables, then the base variables they do not
+    /// name (meta-variables win a clash).
+    pub fn with_meta(&self, meta: &[(String, OsString)]) -> io::Result<Vec<CString>> {
+        let mut env = Vec::with_capacity(meta.len() + self.entries.len());
+        for (name, value) in meta {
+            env.push(env_entry(name.as_bytes(), value.as_bytes())?);
+        }
+        for (name, entry) in &self.entries {
+            if !meta.iter().any(|(n, _)| n.as_bytes() == name.as_slice()) {
+                env.push(entry.clone());
+            }
+        }
+        Ok(env)
+    }
+}
+
+fn env_entry(name: &[u8], value: &[u8]) -> io::Result<CString> {
+    let mut entry = Vec::with_capacity(name.len() + value.len() + 2);
+    entry.extend_from_slice(name);
+    entry.push(b'=');
+    entry.extend_from_slice(value);
+    c_string(&entry)
+}
+
+fn c_string(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "NUL byte in a command or environment",
         )
+    })
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds are new and owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok((above_stdio(read)?, above_stdio(write)?))
+}
+
+/// Moves an fd to 3 or above, so that making it the child's fd 0, 1 or 2 cannot overwrite
+/// another one (possible only when Portico itself runs with a standard fd closed).
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > 2 {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC returns a new fd >= 3 or -1.
+    let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if new < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the fd is new and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// `/dev/null`, opened once: the stdin of every script that gets no body.
+fn dev_null() -> io::Result<&'static OwnedFd> {
+    static DEV_NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = DEV_NULL.get() {
+        return Ok(fd);
+    }
+    let file = std::fs::File::open("/dev/null")?;
+    Ok(DEV_NULL.get_or_init(|| above_stdio(file.into()).expect("an fd for /dev/null")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    fn sh(script: &str) -> Vec<OsString> {
+        vec!["/bin/sh".into(), "-c".into(), script.into()]
+    }
+
+    async fn run(argv: &[OsString], env: &[CString], cwd: &Path) -> (String, Exit) {
+        let mut process = Process::spawn(argv, env, cwd, Input::None).unwrap();
+        let mut out = String::new();
+        process.stdout.read_to_string(&mut out).await.unwrap();
+        process.exited().await.unwrap();
+        (out, process.reap().unwrap())
+    }
+
+    #[tokio::test]
+    async fn child_gets_exactly_its_environment_cwd_and_own_group() {
+        let base = BaseEnv::new(&[
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("A".into(), "base".into()),
+        ])
+        .unwrap();
+        let env = base
+            .with_meta(&[("A".into(), "meta".into()), ("B".into(), "2".into())])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cwd = dir.path().canonicalize().unwrap();
+        let script = "echo A=$A B=$B; pwd; env | wc -l; [ $(ps -o pgid= -p $$) -eq $$ ] && echo leader; exit 3";
+        let (out, exit) = run(&sh(script), &env, &cwd).await;
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "A=meta B=2");
+        assert_eq!(lines[1], cwd.to_str().unwrap());
+        // PATH, A, B, plus what sh itself exports (PWD, maybe SHLVL).
+        assert!(lines[2].trim().parse::<u32>().unwrap() <= 5, "{out}");
+        assert_eq!(lines.get(3), Some(&"leader"), "{out}");
+        assert_eq!(exit.status, ExitStatus::Code(3));
+    }
+
+    #[tokio::test]
+    async fn sigpipe_has_its_default_action_in_the_child() {
+        // Rust ignores SIGPIPE in Portico; a script writing to a closed pipe must die of it.
+        let (_, exit) = run(&sh("kill -PIPE $$; echo survived"), &[], Path::new("/")).await;
+        assert_eq!(exit.status, ExitStatus::Signal(libc::SIGPIPE));
+    }
+
+    #[tokio::test]
+    async fn exec_failure_is_reported_as_an_error() {
+        let err = Process::spawn(
+            &["/nonexistent/script".into()],
+            &[],
+            Path::new("/"),
+            Input::None,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        let err = Process::spawn(&sh("true"), &[], Path::new("/nonexistent"), Input::None)
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn terminate_ends_the_whole_group() {
+        let mut process = Process::spawn(
+            &sh("sleep 100 & sleep 100"),
+            &[],
+            Path::new("/"),
+            Input::None,
+        )
+        .unwrap();
+        let pgid = process.pid() as libc::pid_t;
+        let exit = process.terminate(Duration::from_millis(200)).await.unwrap();
+        assert_eq!(exit.status, ExitStatus::Signal(libc::SIGTERM));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            live_members(pgid),
+            Vec::<String>::new(),
+            "the background sleep survived"
+        );
+    }
+
+    /// Processes of the group that are not zombies (an orphan's zombie waits for init).
+    fn live_members(pgid: libc::pid_t) -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("stat")).ok())
+            .filter(|stat| {
+                let fields: Vec<&str> = stat
+                    .rsplit_once(") ")
+                    .map_or(vec![], |(_, rest)| rest.split(' ').collect());
+                fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+            })
+            .collect()
+    }
 }
