@@ -15,6 +15,7 @@ mod stderr;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use http::{Method, Response};
@@ -96,13 +97,15 @@ impl Cgi {
         }
         let (head_tx, head_rx) = oneshot::channel();
         let (body_tx, body_rx) = mpsc::channel(4);
+        let complete = Arc::new(AtomicBool::new(false));
         let run = run::Run::start(job, &self.base_env, &self.limits, self.kill_all.clone())?;
+        let complete_flag = complete.clone();
         self.tasks.spawn(async move {
-            run.drive(head_tx, body_tx).await;
+            run.drive(head_tx, body_tx, complete_flag).await;
             drop(slot);
         });
         match head_rx.await {
-            Ok(reply) => Ok(reply.into_outcome(body_rx)),
+            Ok(reply) => Ok(reply.into_outcome(body_rx, complete)),
             // The owner always answers unless its task panicked.
             Err(_) => Ok(Outcome::Failed(Error::NoHead)),
         }
@@ -137,7 +140,11 @@ enum Reply {
 }
 
 impl Reply {
-    fn into_outcome(self, body_rx: mpsc::Receiver<std::io::Result<bytes::Bytes>>) -> Outcome {
+    fn into_outcome(
+        self,
+        body_rx: mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+        complete: Arc<AtomicBool>,
+    ) -> Outcome {
         match self {
             Reply::Head {
                 head,
@@ -146,7 +153,7 @@ impl Reply {
                 is_head_request,
             } => {
                 let is_nph = head.kind == response::Kind::Nph;
-                let response = run::response(head, first, is_head_request, body_rx);
+                let response = run::response(head, first, is_head_request, body_rx, complete);
                 if is_nph {
                     Outcome::Nph { response, raw_head }
                 } else {

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -114,6 +115,7 @@ impl Run {
         mut self,
         mut head_tx: oneshot::Sender<Reply>,
         body_tx: mpsc::Sender<io::Result<Bytes>>,
+        complete: Arc<AtomicBool>,
     ) {
         let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
         let head = match self.read_head(&mut buf, &mut head_tx).await {
@@ -182,12 +184,8 @@ impl Run {
                 (stop, bytes + sent_first)
             }
         };
-        if let Stop::Deadline(d) = stop {
-            // The head is out; cutting the body is the only way left to say so.
-            let _ = body_tx.try_send(Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("{d} deadline"),
-            )));
+        if let Stop::Eof = stop {
+            complete.store(true, Ordering::Release);
         }
         drop(body_tx);
         let exit = self.end(&stop).await;
@@ -268,8 +266,14 @@ impl Run {
                             chunk = READ_CHUNK;
                         }
                         if let Some(tx) = body_tx {
-                            if tx.send(Ok(buf.split().freeze())).await.is_err() {
-                                break Stop::ClientGone;
+                            // A client that stops reading holds the script up, but only
+                            // until the total deadline.
+                            tokio::select! {
+                                sent_ok = tx.send(Ok(buf.split().freeze())) => if sent_ok.is_err() {
+                                    break Stop::ClientGone;
+                                },
+                                _ = sleep_until(self.total_deadline) => break Stop::Deadline(Deadline::Total),
+                                _ = self.kill_all.cancelled() => break Stop::Shutdown,
                             }
                             sent += n as u64;
                         }
@@ -373,13 +377,25 @@ pub(super) fn response(
     first: Bytes,
     is_head_request: bool,
     body_rx: mpsc::Receiver<io::Result<Bytes>>,
+    complete: Arc<AtomicBool>,
 ) -> Response<ResponseBody> {
     let body = if is_head_request {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
         let first = (!first.is_empty()).then(|| Ok(Frame::data(first)));
-        let rest = futures_util::stream::unfold(body_rx, |mut rx| async move {
-            rx.recv().await.map(|chunk| (chunk.map(Frame::data), rx))
+        // A channel that closes before the script's output ended cleanly (deadline, shutdown,
+        // read error) ends the body with an error, so hyper cuts the response instead of
+        // framing a truncated body as complete.
+        let rest = futures_util::stream::unfold(Some(body_rx), move |rx| {
+            let complete = complete.clone();
+            async move {
+                let mut rx = rx?;
+                match rx.recv().await {
+                    Some(chunk) => Some((chunk.map(Frame::data), Some(rx))),
+                    None if complete.load(Ordering::Acquire) => None,
+                    None => Some((Err(io::Error::other("script output cut short")), None)),
+                }
+            }
         });
         StreamBody::new(futures_util::StreamExt::chain(
             futures_util::stream::iter(first),

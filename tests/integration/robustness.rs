@@ -819,3 +819,23 @@ fn many_short_scripts_leave_no_zombies_and_no_children() {
         portico.children()
     );
 }
+
+#[test]
+fn client_that_stops_reading_holds_the_script_only_until_the_total_deadline() {
+    // The script writes far more than the socket buffers hold; the client never reads.
+    let fx = Fixture::new();
+    let marker = unique("stalled-client");
+    fx.script(
+        "flood",
+        &format!(
+            "#!/bin/sh\nperl -e 'sleep 1000' '{marker}' </dev/null >/dev/null 2>&1 &\n\
+             printf 'Content-Type: text/plain\\r\\n\\r\\n'\nexec yes portico-flood\n"
+        ),
+    );
+    let portico = fx.serve(&["--script-total-timeout-seconds", "1"]);
+    let mut connection = portico.connect();
+    connection.send(&Request::get("/cgi-bin/flood"));
+    portico.wait_for_log_line(&["path=/cgi-bin/flood", "deadline=total"], 5 * SECOND);
+    assert_no_process_with_arg(&marker, 5 * SECOND, &portico.log());
+    drop(connection);
+}
