@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::OnceLock;
 
 /// What the child needs, prepared by the parent before the clone.
 pub struct Plan<'a> {
@@ -36,6 +37,8 @@ struct ChildArgs {
     envp: *const *const c_char,
     cwd: *const c_char,
     stdio: [RawFd; 3],
+    /// Bit `n` set: signal `n` must be reset to its default action.
+    reset_signals: u64,
     error: c_int,
 }
 
@@ -58,6 +61,7 @@ pub fn spawn(plan: &Plan<'_>) -> io::Result<libc::pid_t> {
         envp: plan.envp.as_ptr(),
         cwd: plan.cwd.as_ptr(),
         stdio: plan.stdio,
+        reset_signals: *SIGNALS_TO_RESET.get_or_init(signals_to_reset),
         error: 0,
     };
     // Signals stay blocked until the child has reset every handler: a handler running in
@@ -112,18 +116,7 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: only system-call wrappers below, on data the parent prepared.
     unsafe {
         for sig in 1..=64 {
-            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-                continue;
-            }
-            let mut action: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(sig, std::ptr::null(), &mut action) != 0 {
-                continue;
-            }
-            // Handlers point into Portico; SIGPIPE is ignored by Rust's runtime and a
-            // script must see it with its default action.
-            let handled =
-                action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN;
-            if handled || sig == libc::SIGPIPE {
+            if args.reset_signals & (1 << (sig - 1)) != 0 {
                 let mut default: libc::sigaction = std::mem::zeroed();
                 default.sa_sigaction = libc::SIG_DFL;
                 libc::sigaction(sig, &default, std::ptr::null_mut());
@@ -146,6 +139,33 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         libc::execve(args.program, args.argv, args.envp);
         fail(args)
     }
+}
+
+static SIGNALS_TO_RESET: OnceLock<u64> = OnceLock::new();
+
+/// The signals a child must reset before it unblocks signals: those with a handler in
+/// Portico (the handler would run on Portico's memory), and SIGPIPE, which Rust's runtime
+/// ignores and a script must see with its default action. Ignored signals otherwise stay
+/// ignored across `execve`, as with posix_spawn. Read once, at the first spawn: Portico
+/// installs its handlers (SIGTERM, SIGINT) before it serves, and none later. glibc's
+/// posix_spawn asks the kernel about all 64 signals in every child instead.
+fn signals_to_reset() -> u64 {
+    let mut mask = 0u64;
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: a query only; `action` is plain data.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut action) } != 0 {
+            continue;
+        }
+        let handled = action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN;
+        if handled || sig == libc::SIGPIPE {
+            mask |= 1 << (sig - 1);
+        }
+    }
+    mask
 }
 
 /// Reports errno to the parent and exits without running any of Portico's exit code.
