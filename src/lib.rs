@@ -12,8 +12,10 @@
 //! - [`router`]: URL path -> script, SCRIPT_NAME and PATH_INFO; all path safety lives here.
 //! - [`meta`]: the meta-variables, shared by every way of running a program.
 //! - [`body`]: request bodies (limits, spooling) and the response body type.
-//! - [`cgi`]: one process per request: [`cgi::spawn`] owns the process, [`cgi::response`]
-//!   parses the script's response head.
+//! - [`cgi`]: one process per request. Its `run` module is the task that owns one script
+//!   run (stdin, stdout, deadlines, the log line); [`cgi::spawn`] owns the process (pipes,
+//!   group kill, reaping with rusage) and starts it through `exec` (a vfork-style clone);
+//!   `stderr` logs the script's stderr; [`cgi::response`] parses the response head.
 //! - [`error`]: the request-path error, its status and whose fault it is.
 
 pub mod body;
