@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Fixture, Portico, run_portico, wait_for_file};
 use crate::http::{self, Request};
-use crate::scripts::{HELLO, SLOW, fill};
+use crate::scripts::HELLO;
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -167,17 +167,7 @@ fn serve_with_a_bad_config_exits_2_without_listening() {
 #[test]
 fn flag_beats_the_file_for_max_concurrent_scripts() {
     let fx = Fixture::new();
-    let started = fx.path("started");
-    fx.script(
-        "slow",
-        &fill(
-            SLOW,
-            &[
-                ("STARTED", &started.display().to_string()),
-                ("SECONDS", "2"),
-            ],
-        ),
-    );
+    let started = fx.slow_script("2");
     fx.script("hello", HELLO);
     let portico = fx.serve_config(
         &format!("[limits]\nmax_concurrent_scripts = 64\nqueue_timeout_seconds = 0.5\n{MOUNT}"),

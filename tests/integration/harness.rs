@@ -536,6 +536,20 @@ impl Fixture {
     }
 
     /// An executable script at `cgi-bin/name`.
+    /// `/cgi-bin/slow`: touches the returned file when it starts, then answers after `seconds`.
+    pub fn slow_script(&self, seconds: &str) -> PathBuf {
+        let started = self.path("started");
+        let body = crate::scripts::fill(
+            crate::scripts::SLOW,
+            &[
+                ("STARTED", &started.display().to_string()),
+                ("SECONDS", seconds),
+            ],
+        );
+        self.script("slow", &body);
+        started
+    }
+
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
         write_script(&self.cgi_dir(), name, body)
     }

@@ -11,9 +11,7 @@ use crate::harness::{
     Fixture, assert_no_process_with_arg, processes_with_arg, unique, wait_for_file,
 };
 use crate::http::{self, Connection, Request};
-use crate::scripts::{
-    ECHO, HELLO, LENGTH_AND_ECHO, SILENT_WITH_CHILD, SLOW, TICKING_WITH_CHILD, fill,
-};
+use crate::scripts::{ECHO, HELLO, LENGTH_AND_ECHO, SILENT_WITH_CHILD, TICKING_WITH_CHILD, fill};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -491,17 +489,7 @@ fn total_deadline_cuts_a_script_that_keeps_talking() {
 #[test]
 fn full_concurrency_answers_503_with_retry_after_once_the_queue_timeout_passes() {
     let fx = Fixture::new();
-    let started = fx.path("started");
-    fx.script(
-        "slow",
-        &fill(
-            SLOW,
-            &[
-                ("STARTED", &started.display().to_string()),
-                ("SECONDS", "3"),
-            ],
-        ),
-    );
+    let started = fx.slow_script("3");
     fx.script("hello", HELLO);
     let portico = fx.serve(&[
         "--max-concurrent-scripts",
@@ -536,17 +524,7 @@ fn full_concurrency_answers_503_with_retry_after_once_the_queue_timeout_passes()
 #[test]
 fn queued_request_runs_when_a_slot_frees_up() {
     let fx = Fixture::new();
-    let started = fx.path("started");
-    fx.script(
-        "slow",
-        &fill(
-            SLOW,
-            &[
-                ("STARTED", &started.display().to_string()),
-                ("SECONDS", "1"),
-            ],
-        ),
-    );
+    let started = fx.slow_script("1");
     fx.script("hello", HELLO);
     let portico = fx.serve(&[
         "--max-concurrent-scripts",
@@ -666,17 +644,7 @@ fn client_disconnect_before_the_head_kills_the_script_group() {
 #[test]
 fn sigterm_lets_the_in_flight_request_finish_and_exits_0() {
     let fx = Fixture::new();
-    let started = fx.path("started");
-    fx.script(
-        "slow",
-        &fill(
-            SLOW,
-            &[
-                ("STARTED", &started.display().to_string()),
-                ("SECONDS", "1.5"),
-            ],
-        ),
-    );
+    let started = fx.slow_script("1.5");
     let mut portico = fx.serve(&[]);
     let addr = portico.addr();
     let in_flight = thread::spawn(move || http::send(addr, &Request::get("/cgi-bin/slow")));
@@ -700,17 +668,7 @@ fn sigterm_lets_the_in_flight_request_finish_and_exits_0() {
 #[test]
 fn sigterm_stops_accepting_new_requests() {
     let fx = Fixture::new();
-    let started = fx.path("started");
-    fx.script(
-        "slow",
-        &fill(
-            SLOW,
-            &[
-                ("STARTED", &started.display().to_string()),
-                ("SECONDS", "2"),
-            ],
-        ),
-    );
+    let started = fx.slow_script("2");
     fx.script("hello", HELLO);
     let mut portico = fx.serve(&[]);
     let addr = portico.addr();
