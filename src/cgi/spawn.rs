@@ -352,8 +352,9 @@ fn dev_null() -> io::Result<&'static OwnedFd> {
     if let Some(fd) = DEV_NULL.get() {
         return Ok(fd);
     }
-    let file = std::fs::File::open("/dev/null")?;
-    Ok(DEV_NULL.get_or_init(|| above_stdio(file.into()).expect("an fd for /dev/null")))
+    let fd = above_stdio(std::fs::File::open("/dev/null")?.into())?;
+    // A thread that loses the race drops its own fd.
+    Ok(DEV_NULL.get_or_init(|| fd))
 }
 
 #[cfg(test)]
