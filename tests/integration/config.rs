@@ -311,3 +311,25 @@ dir = "other"
     assert_eq!(portico.get("/cgi-bin/hello").text(), "hello\n");
     assert_eq!(portico.get("/other/hello").text(), "other\n");
 }
+
+#[test]
+fn max_connections_holds_further_clients_in_the_backlog() {
+    let fx = Fixture::new();
+    fx.script("hello", HELLO);
+    let portico = fx.serve_config(&format!("[limits]\nmax_connections = 1\n{MOUNT}"), &[]);
+    // The first client keeps its connection open (HTTP/1.1 keep-alive).
+    let mut first = portico.connect();
+    let request = Request::get("/cgi-bin/hello").keep_alive();
+    assert_eq!(first.round_trip(&request).status, 200);
+    // The second is accepted by the kernel but not served while the first stays.
+    let mut second = portico.connect();
+    second.set_read_timeout(Duration::from_millis(700));
+    second.send(&Request::get("/cgi-bin/hello"));
+    assert!(
+        second.try_read_response("GET").is_err(),
+        "served past max_connections"
+    );
+    drop(first);
+    second.set_read_timeout(Duration::from_secs(5));
+    assert_eq!(second.read_response("GET").status, 200);
+}
