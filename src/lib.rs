@@ -16,6 +16,7 @@
 //!   run (stdin, stdout, deadlines, the log line); [`cgi::spawn`] owns the process (pipes,
 //!   group kill, reaping with rusage) and starts it through `exec` (a vfork-style clone);
 //!   `stderr` logs the script's stderr; [`cgi::response`] parses the response head.
+//! - [`fastcgi`]: the FastCGI 1.0 record codec (the client and the launcher come next).
 //! - [`error`]: the request-path error, its status and whose fault it is.
 
 pub mod body;
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod fastcgi;
 pub mod gateway;
 pub mod meta;
 pub mod router;

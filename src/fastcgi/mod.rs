@@ -1,0 +1,16 @@
+//! FastCGI 1.0: the same request CGI mode runs as a process, sent as records to a
+//! persistent worker over a kept-open socket.
+//!
+//! Portico writes its own codec instead of using the fastcgi-client crate: that crate writes
+//! all of FCGI_STDIN before it reads any FCGI_STDOUT and always uses request id 1, so an app
+//! that answers while it reads deadlocks against it once both socket buffers are full
+//! (`tests/fastcgi_client_crate.rs` shows it), and it has no FCGI_ABORT_REQUEST or
+//! FCGI_GET_VALUES. The codec is small and sans-I/O:
+//!
+//! - [`record`]: record framing (FastCGI spec §3.3) and the fixed-size bodies of
+//!   BEGIN_REQUEST, END_REQUEST and UNKNOWN_TYPE (§5.1, §5.5, §4.2);
+//! - [`params`]: name-value pairs (§3.4), which carry the meta-variables in FCGI_PARAMS and
+//!   the FCGI_GET_VALUES queries.
+
+pub mod params;
+pub mod record;
