@@ -33,6 +33,7 @@ pub struct Config {
     /// PATH, `env.pass` and `env.set`, in that order: the environment every script starts from.
     pub script_env: Vec<(OsString, OsString)>,
     pub cgi: Vec<CgiMount>,
+    pub fastcgi: Vec<FastcgiMount>,
 }
 
 #[derive(Debug, Clone)]
@@ -96,6 +97,42 @@ impl CgiMount {
     }
 }
 
+/// A URL prefix answered by a FastCGI application that Portico does not run itself.
+#[derive(Debug, Clone)]
+pub struct FastcgiMount {
+    /// URL prefix without a trailing slash.
+    pub mount: String,
+    pub upstream: Upstream,
+    /// SCRIPT_FILENAME is `root` plus SCRIPT_NAME without the mount (nginx's
+    /// `$document_root$fastcgi_script_name`), unless `script` names one file for the mount.
+    pub root: Option<PathBuf>,
+    pub script: Option<PathBuf>,
+    /// Like nginx's `fastcgi_split_path_info`: SCRIPT_NAME ends at the first path segment
+    /// with this suffix (`.php`) and the rest is PATH_INFO.
+    pub split_path_info: Option<String>,
+    /// Extra params sent with every request, after the meta-variables.
+    pub params: Vec<(String, String)>,
+    pub pass_authorization: bool,
+    pub connect_timeout: Duration,
+    /// Deadline for the response head and for idle time between output chunks.
+    pub read_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upstream {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Upstream::Unix(path) => write!(f, "unix:{}", path.display()),
+            Upstream::Tcp(addr) => write!(f, "tcp:{addr}"),
+        }
+    }
+}
+
 /// A config that cannot be used: which file, which line, which key, and why.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -138,6 +175,8 @@ struct RawConfig {
     env: RawEnv,
     #[serde(default)]
     cgi: Vec<RawCgi>,
+    #[serde(default)]
+    fastcgi: Vec<RawFastcgi>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +222,22 @@ struct RawCgi {
     pass_authorization: bool,
     #[serde(default)]
     interpreters: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFastcgi {
+    mount: Spanned<String>,
+    upstream: Spanned<String>,
+    root: Option<Spanned<String>>,
+    script: Option<Spanned<String>>,
+    split_path_info: Option<Spanned<String>>,
+    #[serde(default)]
+    params: BTreeMap<String, String>,
+    #[serde(default)]
+    pass_authorization: bool,
+    connect_timeout_seconds: Option<Spanned<f64>>,
+    read_timeout_seconds: Option<Spanned<f64>>,
 }
 
 // ---- loading -------------------------------------------------------------------------
@@ -398,12 +453,26 @@ impl Validator<'_> {
                 return Err(self.spanned_error(span, "mount is listed twice"));
             }
         }
-        if cgi.is_empty() {
+        let fastcgi = raw
+            .fastcgi
+            .iter()
+            .map(|m| self.fastcgi_mount(m))
+            .collect::<Result<Vec<_>, _>>()?;
+        for (i, m) in fastcgi.iter().enumerate() {
+            if cgi.iter().any(|c| c.mount == m.mount)
+                || fastcgi[..i].iter().any(|f| f.mount == m.mount)
+            {
+                return Err(
+                    self.spanned_error(raw.fastcgi[i].mount.span(), "mount is listed twice")
+                );
+            }
+        }
+        if cgi.is_empty() && fastcgi.is_empty() {
             return Err(ConfigError {
                 file: self.source.as_ref().map(|s| s.path.to_owned()),
                 line: None,
                 key: Some("cgi".into()),
-                message: "no [[cgi]] mount: nothing to serve".into(),
+                message: "no [[cgi]] or [[fastcgi]] mount: nothing to serve".into(),
             });
         }
 
@@ -414,6 +483,7 @@ impl Validator<'_> {
             limits,
             script_env,
             cgi,
+            fastcgi,
         })
     }
 
@@ -554,6 +624,64 @@ impl Validator<'_> {
             );
         }
         Ok(canonical)
+    }
+
+    fn fastcgi_mount(&self, raw: &RawFastcgi) -> Result<FastcgiMount, ConfigError> {
+        let mount = normalize_mount(raw.mount.get_ref())
+            .map_err(|m| self.spanned_error(raw.mount.span(), m))?;
+        let spec = raw.upstream.get_ref();
+        let upstream = if let Some(path) = spec.strip_prefix("unix:") {
+            Upstream::Unix(self.base_dir().join(path))
+        } else if let Some(addr) = spec.strip_prefix("tcp:").filter(|a| {
+            a.rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        }) {
+            Upstream::Tcp(addr.to_owned())
+        } else {
+            return Err(self.spanned_error(
+                raw.upstream.span(),
+                format!("`{spec}` is not like unix:/path or tcp:host:port"),
+            ));
+        };
+        let root = raw.root.as_ref().map(|r| self.directory(r)).transpose()?;
+        let script = raw
+            .script
+            .as_ref()
+            .map(|s| self.base_dir().join(s.get_ref()));
+        if root.is_none() && script.is_none() {
+            return Err(self.spanned_error(
+                raw.mount.span(),
+                "needs `root` or `script` to name SCRIPT_FILENAME",
+            ));
+        }
+        let split_path_info = match &raw.split_path_info {
+            Some(suffix) if suffix.get_ref().is_empty() || suffix.get_ref().contains('/') => {
+                return Err(
+                    self.spanned_error(suffix.span(), "must be a file-name suffix like \".php\"")
+                );
+            }
+            other => other.as_ref().map(|s| s.get_ref().clone()),
+        };
+        let d = Limits::default();
+        Ok(FastcgiMount {
+            mount,
+            upstream,
+            root,
+            script,
+            split_path_info,
+            params: raw
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            pass_authorization: raw.pass_authorization,
+            connect_timeout: self.seconds(
+                None,
+                &raw.connect_timeout_seconds,
+                Duration::from_secs(5),
+            )?,
+            read_timeout: self.seconds(None, &raw.read_timeout_seconds, d.script_head_timeout)?,
+        })
     }
 
     fn cgi_mount(&self, raw: &RawCgi) -> Result<CgiMount, ConfigError> {

@@ -29,6 +29,8 @@ impl fmt::Display for Side {
 /// Which of a script's three deadlines ran out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deadline {
+    /// Connecting to a FastCGI upstream.
+    Connect,
     Head,
     Idle,
     Total,
@@ -40,6 +42,7 @@ impl fmt::Display for Deadline {
             Deadline::Head => "head",
             Deadline::Idle => "idle",
             Deadline::Total => "total",
+            Deadline::Connect => "connect",
         })
     }
 }
@@ -78,6 +81,10 @@ pub enum Error {
     ShuttingDown,
     #[error("the client went away")]
     ClientGone,
+    #[error("the FastCGI upstream failed")]
+    Upstream(#[source] std::io::Error),
+    #[error("the FastCGI upstream broke the protocol")]
+    Protocol(#[source] crate::fastcgi::record::RecordError),
 }
 
 impl Error {
@@ -90,9 +97,12 @@ impl Error {
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Overloaded | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Spawn(_) | Error::Head(_) | Error::NoHead | Error::RedirectLoop(_) => {
-                StatusCode::BAD_GATEWAY
-            }
+            Error::Spawn(_)
+            | Error::Head(_)
+            | Error::NoHead
+            | Error::RedirectLoop(_)
+            | Error::Upstream(_)
+            | Error::Protocol(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
             // nginx's 499: only ever logged, there is nobody left to answer.
@@ -114,7 +124,9 @@ impl Error {
             | Error::NoHead
             | Error::Timeout(_)
             | Error::RedirectLoop(_)
-            | Error::Spawn(_) => Side::Script,
+            | Error::Spawn(_)
+            | Error::Upstream(_)
+            | Error::Protocol(_) => Side::Script,
             Error::Overloaded | Error::Spool(_) | Error::ShuttingDown => Side::Gateway,
         }
     }

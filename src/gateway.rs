@@ -14,7 +14,8 @@ use crate::cgi::{Cgi, Job, Outcome};
 use crate::config::Config;
 use crate::connection::Takeover;
 use crate::error::{Error, Side};
-use crate::{meta, router};
+use crate::fastcgi::client::FastCgi;
+use crate::{fastcgi, meta, router};
 
 /// The connection a request came on.
 #[derive(Clone)]
@@ -28,16 +29,25 @@ pub struct Peer {
 pub struct Gateway {
     config: Arc<Config>,
     cgi: Cgi,
+    fastcgi: FastCgi,
 }
 
 impl Gateway {
     pub fn new(config: Arc<Config>) -> std::io::Result<Gateway> {
         let cgi = Cgi::new(config.limits.clone(), &config.script_env)?;
-        Ok(Gateway { config, cgi })
+        Ok(Gateway {
+            config,
+            cgi,
+            fastcgi: FastCgi::default(),
+        })
     }
 
-    pub fn cgi(&self) -> &Cgi {
-        &self.cgi
+    /// Ends every script and FastCGI request still running and waits for them.
+    pub async fn kill_all_and_wait(&self) {
+        tokio::join!(
+            self.cgi.kill_all_and_wait(),
+            self.fastcgi.kill_all_and_wait()
+        );
     }
 
     pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
@@ -52,11 +62,11 @@ impl Gateway {
                 let cause = crate::error::chain(&error);
                 match error.side() {
                     Side::Client => tracing::info!(
-                        target: "portico::access", method = method.as_str(), path, status, bytes = 0,
+                        target: "portico::access", method = %method, path = %path, status, bytes = 0,
                         duration_ms, side = %Side::Client, cause,
                     ),
                     side => tracing::warn!(
-                        target: "portico::access", method = method.as_str(), path, status, bytes = 0,
+                        target: "portico::access", method = %method, path = %path, status, bytes = 0,
                         duration_ms, %side, cause,
                     ),
                 }
@@ -84,7 +94,7 @@ impl Gateway {
             return Err(Error::MethodNotAllowed);
         }
         let (parts, body) = request.into_parts();
-        let mut route = router::resolve(&self.config, parts.uri.path())?;
+        let mut route = Route::resolve(&self.config, parts.uri.path())?;
         let mut body = RequestBody::prepare(
             &parts.headers,
             body,
@@ -105,26 +115,22 @@ impl Gateway {
                 local: peer.local,
                 content_length: body.length(),
             };
-            let vars = meta::build(&self.config, &route, &info)?;
-            let mut argv: Vec<std::ffi::OsString> =
-                route.interpreter.map(<[_]>::to_vec).unwrap_or_default();
-            argv.push(route.script_path.clone().into_os_string());
-            let job = Job {
-                argv,
-                cwd: route
-                    .script_path
-                    .parent()
-                    .map(ToOwned::to_owned)
-                    .unwrap_or_default(),
-                meta: vars,
-                body: std::mem::replace(&mut body, RequestBody::None),
-                is_nph: route.is_nph,
-                method: method.clone(),
-                path: uri.path().to_owned(),
-                script: route.script_name.to_string_lossy().into(),
-                started,
+            let body = std::mem::replace(&mut body, RequestBody::None);
+            let outcome = match &route {
+                Route::Cgi(script) => {
+                    let meta = meta::build(&self.config, &script.target(), &info)?;
+                    self.cgi
+                        .run(cgi_job(script, meta, body, &method, &uri, started))
+                        .await?
+                }
+                Route::Fastcgi(app) => {
+                    let meta = meta::build(&self.config, &app.target(), &info)?;
+                    self.fastcgi
+                        .run(fastcgi_job(app, meta, body, &method, &uri, started))
+                        .await?
+                }
             };
-            match self.cgi.run(job).await? {
+            match outcome {
                 Outcome::Response(response) => return Ok(response),
                 Outcome::Nph { response, raw_head } => {
                     return Ok(nph_response(response, raw_head, &peer, parts.version));
@@ -136,11 +142,86 @@ impl Gateway {
                         .parse::<Uri>()
                         .map_err(|_| Error::Head(crate::cgi::response::HeadError::BadLocation))?;
                     method = Method::GET;
-                    route = router::resolve(&self.config, uri.path())?;
+                    route = Route::resolve(&self.config, uri.path())?;
                 }
             }
         }
         Err(Error::RedirectLoop(limits.max_local_redirects))
+    }
+}
+
+/// Which backend answers a path.
+enum Route<'c> {
+    Cgi(router::Match<'c>),
+    Fastcgi(router::FastcgiMatch<'c>),
+}
+
+impl<'c> Route<'c> {
+    fn resolve(config: &'c Config, path: &str) -> Result<Route<'c>, Error> {
+        match router::resolve_fastcgi(config, path) {
+            Some(app) => Ok(Route::Fastcgi(app?)),
+            None => Ok(Route::Cgi(router::resolve(config, path)?)),
+        }
+    }
+}
+
+fn cgi_job(
+    script: &router::Match<'_>,
+    meta: meta::MetaVars,
+    body: RequestBody,
+    method: &Method,
+    uri: &Uri,
+    started: Instant,
+) -> Job {
+    let mut argv: Vec<std::ffi::OsString> =
+        script.interpreter.map(<[_]>::to_vec).unwrap_or_default();
+    argv.push(script.script_path.clone().into_os_string());
+    Job {
+        argv,
+        cwd: script
+            .script_path
+            .parent()
+            .map(ToOwned::to_owned)
+            .unwrap_or_default(),
+        meta,
+        body,
+        is_nph: script.is_nph,
+        method: method.clone(),
+        path: uri.path().to_owned(),
+        script: script.script_name.to_string_lossy().into(),
+        started,
+    }
+}
+
+fn fastcgi_job(
+    app: &router::FastcgiMatch<'_>,
+    meta: meta::MetaVars,
+    body: RequestBody,
+    method: &Method,
+    uri: &Uri,
+    started: Instant,
+) -> fastcgi::client::Job {
+    use std::os::unix::ffi::OsStrExt;
+    let mount = app.mount;
+    let params = meta
+        .into_iter()
+        .map(|(name, value)| (name.into_bytes(), value.as_bytes().to_vec()))
+        .chain(
+            mount
+                .params
+                .iter()
+                .map(|(n, v)| (n.clone().into_bytes(), v.clone().into_bytes())),
+        )
+        .collect();
+    fastcgi::client::Job {
+        upstream: mount.upstream.clone(),
+        connect_timeout: mount.connect_timeout,
+        read_timeout: mount.read_timeout,
+        params,
+        body,
+        method: method.clone(),
+        path: uri.path().to_owned(),
+        started,
     }
 }
 

@@ -2,20 +2,29 @@
 //! Pure: no I/O. The same list becomes a CGI script's environment today and FastCGI
 //! PARAMS or a WSGI environ later, which is why it lives apart from the spawner.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::net::SocketAddr;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
 
 use http::{HeaderMap, Method, Uri, Version, header};
 
 use crate::config::Config;
 use crate::error::Error;
-use crate::router::Match;
 
 pub const SERVER_SOFTWARE: &str = concat!("Portico/", env!("CARGO_PKG_VERSION"));
 
 /// Ordered (name, value) pairs: the RFC 3875 set, the de-facto extras, then HTTP_*.
 pub type MetaVars = Vec<(String, OsString)>;
+
+/// The program a request goes to, as a route decided it (CGI script or FastCGI app).
+pub struct Target<'a> {
+    pub script_name: &'a OsStr,
+    pub path_info: &'a OsStr,
+    pub script_filename: &'a Path,
+    /// Whether HTTP_AUTHORIZATION is passed (like Apache's CGIPassAuth).
+    pub pass_authorization: bool,
+}
 
 /// What meta-variables are made from, borrowed from the request being served.
 pub struct RequestInfo<'a> {
@@ -29,7 +38,11 @@ pub struct RequestInfo<'a> {
     pub content_length: Option<u64>,
 }
 
-pub fn build(config: &Config, route: &Match<'_>, req: &RequestInfo<'_>) -> Result<MetaVars, Error> {
+pub fn build(
+    config: &Config,
+    route: &Target<'_>,
+    req: &RequestInfo<'_>,
+) -> Result<MetaVars, Error> {
     let mut vars: MetaVars = Vec::with_capacity(32 + req.headers.keys_len());
     let mut set = |name: &str, value: OsString| vars.push((name.to_owned(), value));
 
@@ -47,7 +60,7 @@ pub fn build(config: &Config, route: &Match<'_>, req: &RequestInfo<'_>) -> Resul
     }
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
     if !route.path_info.is_empty() {
-        set("PATH_INFO", route.path_info.clone());
+        set("PATH_INFO", route.path_info.to_owned());
         // §4.1.6: the path info mapped onto the document tree.
         if let Some(root) = &config.document_root {
             let mut translated = root.as_os_str().as_bytes().to_vec();
@@ -62,7 +75,7 @@ pub fn build(config: &Config, route: &Match<'_>, req: &RequestInfo<'_>) -> Resul
     // §4.1.9: no reverse lookup; REMOTE_ADDR stands in for the host name.
     set("REMOTE_HOST", remote_ip.into());
     set("REQUEST_METHOD", req.method.as_str().into());
-    set("SCRIPT_NAME", route.script_name.clone());
+    set("SCRIPT_NAME", route.script_name.to_owned());
     set("SERVER_NAME", server_name(config, req).into());
     set("SERVER_PORT", req.local.port().to_string().into());
     set("SERVER_PROTOCOL", protocol(req.version).into());
@@ -72,7 +85,7 @@ pub fn build(config: &Config, route: &Match<'_>, req: &RequestInfo<'_>) -> Resul
     set("REQUEST_URI", request_uri(req.uri).into());
     set(
         "SCRIPT_FILENAME",
-        route.script_path.clone().into_os_string(),
+        route.script_filename.as_os_str().to_owned(),
     );
     if let Some(root) = &config.document_root {
         set("DOCUMENT_ROOT", root.clone().into_os_string());
@@ -86,7 +99,7 @@ pub fn build(config: &Config, route: &Match<'_>, req: &RequestInfo<'_>) -> Resul
     // php-cgi refuses to run without it (its force-cgi-redirect check).
     set("REDIRECT_STATUS", "200".into());
 
-    add_http_headers(&mut vars, req.headers, route.mount.pass_authorization)?;
+    add_http_headers(&mut vars, req.headers, route.pass_authorization)?;
     Ok(vars)
 }
 
@@ -217,6 +230,7 @@ mod tests {
             document_root: Some(PathBuf::from("/srv/www")),
             limits: Limits::default(),
             script_env: vec![],
+            fastcgi: vec![],
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: PathBuf::from("/srv/cgi"),
@@ -232,13 +246,11 @@ mod tests {
         headers: &[(&str, &str)],
         body: Option<u64>,
     ) -> Result<MetaVars, Error> {
-        let route = Match {
-            mount: &config.cgi[0],
-            script_name: "/cgi-bin/env".into(),
-            path_info: "/a b".into(),
-            script_path: PathBuf::from("/srv/cgi/env"),
-            interpreter: None,
-            is_nph: false,
+        let route = Target {
+            script_name: OsStr::new("/cgi-bin/env"),
+            path_info: OsStr::new("/a b"),
+            script_filename: Path::new("/srv/cgi/env"),
+            pass_authorization: config.cgi[0].pass_authorization,
         };
         let mut map = HeaderMap::new();
         for (k, v) in headers {

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use percent_encoding::percent_decode;
 
-use crate::config::{CgiMount, Config};
+use crate::config::{CgiMount, Config, FastcgiMount};
 use crate::error::Error;
 
 #[derive(Debug)]
@@ -28,6 +28,18 @@ pub struct Match<'c> {
     pub interpreter: Option<&'c [OsString]>,
     /// RFC 3875 §5: scripts named `nph-*` write the whole HTTP response themselves.
     pub is_nph: bool,
+}
+
+impl Match<'_> {
+    /// What the meta-variables need of this match.
+    pub fn target(&self) -> crate::meta::Target<'_> {
+        crate::meta::Target {
+            script_name: &self.script_name,
+            path_info: &self.path_info,
+            script_filename: &self.script_path,
+            pass_authorization: self.mount.pass_authorization,
+        }
+    }
 }
 
 /// Finds the script for a raw (still percent-encoded) URL path.
@@ -80,6 +92,86 @@ pub fn resolve<'c>(config: &'c Config, raw_path: &str) -> Result<Match<'c>, Erro
         });
     }
     Err(Error::Forbidden("a directory, not a script"))
+}
+
+/// A request for a FastCGI application: what the route makes of its path.
+#[derive(Debug)]
+pub struct FastcgiMatch<'c> {
+    pub mount: &'c FastcgiMount,
+    pub script_name: OsString,
+    pub path_info: OsString,
+    pub script_filename: PathBuf,
+}
+
+impl FastcgiMatch<'_> {
+    pub fn target(&self) -> crate::meta::Target<'_> {
+        crate::meta::Target {
+            script_name: &self.script_name,
+            path_info: &self.path_info,
+            script_filename: &self.script_filename,
+            pass_authorization: self.mount.pass_authorization,
+        }
+    }
+}
+
+/// The FastCGI mount for a raw URL path, if one claims it. The path is decoded with the
+/// same rules as for scripts: the application may open SCRIPT_FILENAME, so nothing here
+/// may climb out of `root`.
+pub fn resolve_fastcgi<'c>(
+    config: &'c Config,
+    raw_path: &str,
+) -> Option<Result<FastcgiMatch<'c>, Error>> {
+    let mount = config
+        .fastcgi
+        .iter()
+        .filter(|m| {
+            raw_path
+                .strip_prefix(m.mount.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+        .max_by_key(|m| m.mount.len())?;
+    Some(split_fastcgi(mount, &raw_path[mount.mount.len()..]))
+}
+
+fn split_fastcgi<'c>(mount: &'c FastcgiMount, rest: &str) -> Result<FastcgiMatch<'c>, Error> {
+    let mut script_name = mount.mount.as_bytes().to_vec();
+    let mut relative = Vec::new();
+    let mut segments = rest.split('/').skip(1);
+    if mount.script.is_none() {
+        // Without a split suffix the whole path names the script; with one, it ends at the
+        // first segment that carries the suffix.
+        for raw in segments.by_ref() {
+            if raw.is_empty() {
+                continue;
+            }
+            let segment = decode_segment(raw)?;
+            script_name.push(b'/');
+            script_name.extend_from_slice(&segment);
+            relative.push(segment);
+            let ends_script = mount.split_path_info.as_deref().is_some_and(|suffix| {
+                relative
+                    .last()
+                    .is_some_and(|s| s.ends_with(suffix.as_bytes()))
+            });
+            if ends_script {
+                break;
+            }
+        }
+    }
+    let path_info = decode_path_info(segments)?;
+    let script_filename = match (&mount.script, &mount.root) {
+        (Some(script), _) => script.clone(),
+        (None, Some(root)) => relative.iter().fold(root.clone(), |path, segment| {
+            path.join(OsStr::from_bytes(segment))
+        }),
+        (None, None) => return Err(Error::NotFound),
+    };
+    Ok(FastcgiMatch {
+        mount,
+        script_name: OsString::from_vec(script_name),
+        path_info,
+        script_filename,
+    })
 }
 
 /// The longest mount whose path is a whole-segment prefix of `raw_path`, and the rest.
@@ -149,6 +241,8 @@ mod tests {
     use super::*;
     use crate::config::Limits;
     use std::os::unix::fs::symlink;
+    use std::path::Path;
+    use std::time::Duration;
 
     struct Tree {
         _dir: tempfile::TempDir,
@@ -186,6 +280,7 @@ mod tests {
             document_root: None,
             limits: Limits::default(),
             script_env: vec![],
+            fastcgi: vec![],
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: bin,
@@ -246,6 +341,65 @@ mod tests {
                 (want, got) => panic!("{path}: want {want:?}, got {got:?}"),
             }
         }
+    }
+
+    #[test]
+    fn fastcgi_paths_split_like_nginx() {
+        use crate::config::Upstream;
+        let mut t = tree();
+        let mount = |mount: &str, script: Option<&str>, split: Option<&str>| FastcgiMount {
+            mount: mount.into(),
+            upstream: Upstream::Tcp("127.0.0.1:9000".into()),
+            root: Some(PathBuf::from("/srv/php")),
+            script: script.map(PathBuf::from),
+            split_path_info: split.map(Into::into),
+            params: vec![],
+            pass_authorization: false,
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(1),
+        };
+        t.config.fastcgi = vec![
+            mount("/php", None, Some(".php")),
+            mount("/app", Some("/srv/app/main.py"), None),
+            mount("/plain", None, None),
+        ];
+        // (path, Ok((SCRIPT_NAME, PATH_INFO, SCRIPT_FILENAME)) or Err(status))
+        type Want = Result<(&'static str, &'static str, &'static str), u16>;
+        let cases: &[(&str, Want)] = &[
+            (
+                "/php/index.php",
+                Ok(("/php/index.php", "", "/srv/php/index.php")),
+            ),
+            (
+                "/php/a/b.php/x/y",
+                Ok(("/php/a/b.php", "/x/y", "/srv/php/a/b.php")),
+            ),
+            (
+                "/php/my%20page.php",
+                Ok(("/php/my page.php", "", "/srv/php/my page.php")),
+            ),
+            ("/php/dir/", Ok(("/php/dir", "", "/srv/php/dir"))),
+            ("/app", Ok(("/app", "", "/srv/app/main.py"))),
+            ("/app/users/7", Ok(("/app", "/users/7", "/srv/app/main.py"))),
+            ("/plain/a/b", Ok(("/plain/a/b", "", "/srv/php/a/b"))),
+            ("/php/../etc/passwd", Err(403)),
+            ("/php/%2e%2e/x.php", Err(403)),
+            ("/php/a%2fb.php", Err(403)),
+            ("/php/x.php%00.txt", Err(400)),
+        ];
+        for (path, want) in cases {
+            let got = resolve_fastcgi(&t.config, path).expect("a fastcgi mount");
+            match (want, got) {
+                (Ok((name, info, file)), Ok(m)) => {
+                    assert_eq!(m.script_name, *name, "{path}");
+                    assert_eq!(m.path_info, *info, "{path}");
+                    assert_eq!(m.script_filename, Path::new(file), "{path}");
+                }
+                (Err(status), Err(e)) => assert_eq!(e.status().as_u16(), *status, "{path}"),
+                (want, got) => panic!("{path}: want {want:?}, got {got:?}"),
+            }
+        }
+        assert!(resolve_fastcgi(&t.config, "/cgi-bin/hello.sh").is_none());
     }
 
     #[test]

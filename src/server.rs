@@ -118,6 +118,6 @@ pub async fn run(
     {
         tracing::warn!("shutdown timeout: ending the scripts still running");
     }
-    gateway.cgi().kill_all_and_wait().await;
+    gateway.kill_all_and_wait().await;
     Ok(())
 }

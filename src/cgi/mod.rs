@@ -9,6 +9,7 @@
 mod exec;
 pub mod response;
 mod run;
+pub(crate) use run::response as streaming_response;
 pub mod spawn;
 mod stderr;
 
@@ -117,16 +118,10 @@ impl Cgi {
         self.tasks.close();
         self.tasks.wait().await;
     }
-
-    /// Waits until no script runs (used during graceful shutdown).
-    pub async fn idle(&self) {
-        self.tasks.close();
-        self.tasks.wait().await;
-    }
 }
 
 /// What a script's owner tells the gateway once the head is known.
-enum Reply {
+pub(crate) enum Reply {
     Head {
         head: response::Head,
         /// The head as the script wrote it, blank line included.

@@ -350,21 +350,20 @@ impl Run {
             let _ = tokio::time::timeout(STDERR_SETTLE, reader).await;
         }
         let pid = self.process.pid();
-        let method = self.method.as_str();
         let status = status.as_u16();
         let duration_ms = format_args!("{duration_ms:.2}");
         let cpu_ms = format_args!("{cpu_ms:.2}");
         if !failed {
             tracing::info!(
                 target: "portico::access",
-                method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
+                method = %self.method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
                 exit = %exit_text, cpu_ms, max_rss_kb,
             );
         } else {
             let stderr = self.tail.lines();
             tracing::warn!(
                 target: "portico::access",
-                method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
+                method = %self.method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
                 exit = %exit_text, cpu_ms, max_rss_kb, killed, deadline, cause, ?stderr,
             );
         }
@@ -372,7 +371,7 @@ impl Run {
 }
 
 /// The response hyper sends: the script's status, reason and fields, and its stdout.
-pub(super) fn response(
+pub(crate) fn response(
     head: Head,
     first: Bytes,
     is_head_request: bool,

@@ -9,8 +9,10 @@
 //!
 //! - [`record`]: record framing (FastCGI spec §3.3) and the fixed-size bodies of
 //!   BEGIN_REQUEST, END_REQUEST and UNKNOWN_TYPE (§5.1, §5.5, §4.2);
+//! - [`client`]: one request over one connection, full duplex;
 //! - [`params`]: name-value pairs (§3.4), which carry the meta-variables in FCGI_PARAMS and
 //!   the FCGI_GET_VALUES queries.
 
+pub mod client;
 pub mod params;
 pub mod record;

@@ -124,7 +124,7 @@ impl Record {
     }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum RecordError {
     #[error("record version {0}, not 1")]
     Version(u8),
@@ -139,7 +139,7 @@ pub enum RecordError {
 }
 
 /// `std::io::Error` is neither `Eq` nor `Clone`; the codec's errors keep only its kind.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 #[error("{0:?}")]
 pub struct IoError(pub std::io::ErrorKind);
 
@@ -176,6 +176,11 @@ pub fn encode_stream(out: &mut BytesMut, kind: Kind, request_id: u16, data: &[u8
     for chunk in data.chunks(MAX_CONTENT_LEN) {
         encode(out, kind as u8, request_id, chunk);
     }
+}
+
+/// Appends one record of a fixed-size body (BEGIN_REQUEST, END_REQUEST...).
+pub fn encode_record(out: &mut BytesMut, kind: Kind, request_id: u16, content: &[u8]) {
+    encode(out, kind as u8, request_id, content);
 }
 
 /// Appends one record, padded so the next header starts on an 8-byte boundary (§3.3

@@ -19,6 +19,7 @@
 
 mod config;
 mod examples;
+mod fastcgi;
 mod harness;
 mod http;
 mod languages;

@@ -1,0 +1,266 @@
+//! FastCGI mounts to applications Portico does not run: the same meta-variables as
+//! FCGI_PARAMS, the body as FCGI_STDIN in full duplex, FCGI_STDOUT through the CGI head
+//! parser, FCGI_STDERR to the log. The application is `tests/fixtures/fcgi_app.py`.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{Fixture, Portico};
+use crate::http::Request;
+
+const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fcgi_app.py");
+
+/// The fixture application on `socket`, killed on drop.
+struct App(Child);
+
+impl App {
+    fn start(socket: &Path) -> App {
+        let mut child = Command::new(APP)
+            .arg("--listen")
+            .arg(format!("unix:{}", socket.display()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the FastCGI fixture");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("listening on"),
+            "fcgi_app.py said {line:?}"
+        );
+        App(child)
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Portico with `/fcgi` (one app for the whole mount) and `/split` (nginx-style
+/// `.php` split, SCRIPT_FILENAME under `root`) in front of one running app.
+fn serve(fx: &Fixture, extra: &str) -> (App, Portico) {
+    let app = App::start(&fx.path("app.sock"));
+    fx.dir("docroot");
+    let config = format!(
+        r#"
+[[cgi]]
+mount = "/cgi-bin"
+dir = "cgi-bin"
+
+[[fastcgi]]
+mount = "/fcgi"
+upstream = "unix:app.sock"
+script = "docroot/app.py"
+params = {{ APP_ENV = "test" }}
+
+[[fastcgi]]
+mount = "/split"
+upstream = "unix:app.sock"
+root = "docroot"
+split_path_info = ".php"
+{extra}
+"#
+    );
+    (app, fx.serve_config(&config, &[]))
+}
+
+fn env_lines(text: &str) -> Vec<&str> {
+    text.lines().collect()
+}
+
+#[test]
+fn hello_through_a_fastcgi_mount() {
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    let response = portico.get("/fcgi/hello");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("Content-Type"), Some("text/plain"));
+    assert_eq!(response.text(), "hello\n");
+    portico.wait_for_log_line(
+        &[
+            "path=/fcgi/hello",
+            "status=200",
+            "upstream=",
+            "app_status=0",
+        ],
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn params_carry_the_meta_variables_and_the_mounts_extra_params() {
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    let request = Request::get("/fcgi/env?x=1%202").header("X-Custom", "v");
+    let response = portico.send(&request);
+    assert_eq!(response.status, 200);
+    let text = response.text();
+    let lines = env_lines(&text);
+    let root = fx.path("docroot").canonicalize().unwrap();
+    for want in [
+        "GATEWAY_INTERFACE=CGI/1.1".to_owned(),
+        "REQUEST_METHOD=GET".to_owned(),
+        "SCRIPT_NAME=/fcgi".to_owned(),
+        "PATH_INFO=/env".to_owned(),
+        "QUERY_STRING=x=1%202".to_owned(),
+        "REQUEST_URI=/fcgi/env?x=1%202".to_owned(),
+        "HTTP_X_CUSTOM=v".to_owned(),
+        "APP_ENV=test".to_owned(),
+        format!("SCRIPT_FILENAME={}", root.join("app.py").display()),
+    ] {
+        assert!(lines.contains(&want.as_str()), "missing {want:?} in {text}");
+    }
+    assert!(
+        !lines.iter().any(|l| l.starts_with("CONTENT_LENGTH=")),
+        "{text}"
+    );
+}
+
+#[test]
+fn split_path_info_ends_script_name_at_the_suffix() {
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    let text = portico.get("/split/sub/page.php/env").text();
+    let lines = env_lines(&text);
+    let root = fx.path("docroot").canonicalize().unwrap();
+    assert!(lines.contains(&"SCRIPT_NAME=/split/sub/page.php"), "{text}");
+    assert!(lines.contains(&"PATH_INFO=/env"), "{text}");
+    let filename = format!("SCRIPT_FILENAME={}", root.join("sub/page.php").display());
+    assert!(lines.contains(&filename.as_str()), "{text}");
+}
+
+#[test]
+fn traversal_never_reaches_the_application() {
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    for (target, status) in [
+        ("/split/../x.php/env", 403),
+        ("/split/%2e%2e/x.php/env", 403),
+        ("/split/x.php%00/env", 400),
+    ] {
+        let mut connection = portico.connect();
+        connection.send_raw(
+            format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(connection.read_response("GET").status, status, "{target}");
+    }
+}
+
+#[test]
+fn large_body_streams_in_full_duplex() {
+    // The app writes each FCGI_STDIN record back before reading the next: a client that
+    // sends the whole body first deadlocks here (see tests/fastcgi_client_crate.rs).
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    let body: Vec<u8> = (0..8u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    let mut connection = portico.connect();
+    connection.set_read_timeout(Duration::from_secs(20));
+    let response = connection.round_trip(&Request::post("/fcgi/echo", body.clone()));
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body.len(), body.len());
+    assert!(response.body == body, "echoed body differs");
+}
+
+#[test]
+fn chunked_body_is_spooled_and_sent_with_its_length() {
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    let mut connection = portico.connect();
+    connection.send_raw(
+        b"POST /fcgi/echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    );
+    let response = connection.read_response("POST");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "hello world");
+}
+
+#[test]
+fn app_stderr_goes_to_the_log_with_the_upstream() {
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    assert_eq!(portico.get("/fcgi/stderr").status, 200);
+    portico.wait_for_log_line(
+        &["portico::stderr", "upstream=unix:"],
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn unreachable_upstreams_are_502() {
+    let fx = Fixture::new();
+    let extra = r#"
+[[fastcgi]]
+mount = "/refused"
+upstream = "tcp:127.0.0.1:1"
+script = "x"
+
+[[fastcgi]]
+mount = "/missing"
+upstream = "unix:no-such.sock"
+script = "x"
+"#;
+    let (_app, portico) = serve(&fx, extra);
+    for target in ["/refused/x", "/missing/x"] {
+        let response = portico.get(target);
+        assert_eq!(response.status, 502, "{target}");
+        assert!(
+            !response.text().contains("sock"),
+            "{target}: {}",
+            response.text()
+        );
+    }
+    portico.wait_for_log_line(
+        &["path=/refused/x", "status=502", "Connection refused"],
+        Duration::from_secs(5),
+    );
+}
+
+#[test]
+fn silent_upstream_is_504_after_read_timeout() {
+    let fx = Fixture::new();
+    // Accepts connections and never answers.
+    let listener = UnixListener::bind(fx.path("silent.sock")).unwrap();
+    let extra = r#"
+[[fastcgi]]
+mount = "/silent"
+upstream = "unix:silent.sock"
+script = "x"
+read_timeout_seconds = 0.5
+"#;
+    let (_app, portico) = serve(&fx, extra);
+    let response = portico.get("/silent/x");
+    assert_eq!(response.status, 504);
+    portico.wait_for_log_line(
+        &["path=/silent/x", "status=504", "head deadline"],
+        Duration::from_secs(5),
+    );
+    drop(listener);
+}
+
+#[test]
+fn bad_upstream_is_a_config_error_naming_the_key() {
+    let fx = Fixture::new();
+    let config =
+        fx.config("[[fastcgi]]\nmount = \"/f\"\nupstream = \"http://x\"\nscript = \"x\"\n");
+    let output = Command::new(env!("CARGO_BIN_EXE_portico"))
+        .arg("check")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("portico.toml:3: fastcgi[0].upstream"),
+        "{stderr}"
+    );
+}
