@@ -24,6 +24,7 @@ mod harness;
 mod http;
 mod languages;
 mod logging;
+mod php;
 mod protocol;
 mod responses;
 mod robustness;
