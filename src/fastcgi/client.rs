@@ -227,10 +227,17 @@ impl Exchange {
             } else {
                 Deadline::Idle
             };
+            // Dropping the connection is the abort (§5.4): the app sees it on its next write.
+            let client_gone = async {
+                match head_tx.as_mut() {
+                    Some(tx) => tx.closed().await,
+                    None => body_tx.closed().await,
+                }
+            };
             let record = tokio::select! {
                 record = records.next() => record,
                 _ = sleep_until(deadline) => break End::Deadline(which),
-                _ = body_tx.closed(), if head_tx.is_none() => break End::ClientGone,
+                _ = client_gone => break End::ClientGone,
                 _ = self.kill_all.cancelled() => break End::Shutdown,
             };
             let record = match record {

@@ -264,3 +264,36 @@ fn bad_upstream_is_a_config_error_naming_the_key() {
         "{stderr}"
     );
 }
+
+#[test]
+fn client_that_leaves_before_the_head_closes_the_app_connection() {
+    use std::io::Read;
+    let fx = Fixture::new();
+    let listener = UnixListener::bind(fx.path("slow.sock")).unwrap();
+    let extra = r#"
+[[fastcgi]]
+mount = "/slow"
+upstream = "unix:slow.sock"
+script = "x"
+read_timeout_seconds = 30
+"#;
+    let (_app, portico) = serve(&fx, extra);
+    let mut client = portico.connect();
+    client.send(&Request::get("/slow/x"));
+    let (mut app_side, _) = listener.accept().unwrap();
+    app_side
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // The request is under way once its BEGIN_REQUEST record has arrived.
+    let mut begin = [0u8; 16];
+    app_side.read_exact(&mut begin).unwrap();
+    assert_eq!(&begin[..2], &[1, 1], "FCGI_VERSION_1, FCGI_BEGIN_REQUEST");
+    client.shutdown();
+    drop(client);
+    // End of file once Portico drops the connection, long before the 30 s read timeout.
+    let mut received = Vec::new();
+    app_side
+        .read_to_end(&mut received)
+        .unwrap_or_else(|e| panic!("no EOF within 5 s ({e}); log:\n{}", portico.log()));
+    portico.wait_for_log_line(&["path=/slow/x", "client gone"], Duration::from_secs(5));
+}
