@@ -199,7 +199,11 @@ struct Exchange {
 
 /// How reading the response ended.
 enum End {
-    Complete { app_status: u32 },
+    Complete {
+        app_status: u32,
+    },
+    /// A local redirect: the rest of the app's output is not needed.
+    Redirected,
     Closed,
     Deadline(Deadline),
     ClientGone,
@@ -256,8 +260,9 @@ impl Exchange {
                         match response::parse(&raw[..raw.len() - 1]) {
                             Ok(head) if head.kind == HeadKind::LocalRedirect => {
                                 status = Some(head.status);
-                                let _ = tx
-                                    .send(Reply::LocalRedirect(head.location.unwrap_or_default()));
+                                let location = head.location.unwrap_or_default();
+                                let _ = tx.send(Reply::LocalRedirect(location));
+                                break End::Redirected;
                             }
                             Ok(head) => {
                                 status = Some(head.status);
@@ -322,7 +327,7 @@ impl Exchange {
                     End::Broken(e) => Error::Protocol(e.clone()),
                     End::ClientGone => Error::ClientGone,
                     End::Shutdown => Error::ShuttingDown,
-                    End::Complete { .. } | End::Closed => Error::NoHead,
+                    End::Complete { .. } | End::Closed | End::Redirected => Error::NoHead,
                 };
                 self.log(Err(&error), 0, &end);
                 let _ = tx.send(Reply::Failed(error));
@@ -335,6 +340,7 @@ impl Exchange {
         let duration_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0);
         let (app_status, ended) = match end {
             End::Complete { app_status } => (Some(*app_status), None),
+            End::Redirected => (None, None),
             End::Closed => (None, Some("upstream closed before END_REQUEST".to_owned())),
             End::Deadline(d) => (None, Some(format!("{d} deadline"))),
             End::ClientGone => (None, Some("client gone".to_owned())),

@@ -297,3 +297,13 @@ read_timeout_seconds = 30
         .unwrap_or_else(|e| panic!("no EOF within 5 s ({e}); log:\n{}", portico.log()));
     portico.wait_for_log_line(&["path=/slow/x", "client gone"], Duration::from_secs(5));
 }
+
+#[test]
+fn local_redirect_from_an_app_is_followed_inside_portico() {
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    let response = portico.get("/fcgi/redirect");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.text(), "hello\n");
+    assert!(!portico.log().contains("client gone"), "{}", portico.log());
+}
