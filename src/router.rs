@@ -124,11 +124,7 @@ pub fn resolve_fastcgi<'c>(
     let mount = config
         .fastcgi
         .iter()
-        .filter(|m| {
-            raw_path
-                .strip_prefix(m.mount.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        .filter(|m| is_under(&m.mount, raw_path))
         .max_by_key(|m| m.mount.len())?;
     Some(split_fastcgi(mount, &raw_path[mount.mount.len()..]))
 }
@@ -179,13 +175,16 @@ fn find_mount<'c, 'p>(config: &'c Config, raw_path: &'p str) -> Option<(&'c CgiM
     config
         .cgi
         .iter()
-        .filter(|m| {
-            raw_path
-                .strip_prefix(m.mount.as_str())
-                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-        })
+        .filter(|m| is_under(&m.mount, raw_path))
         .max_by_key(|m| m.mount.len())
         .map(|m| (m, &raw_path[m.mount.len()..]))
+}
+
+/// Whether `mount` is a whole-segment prefix of `raw_path` (`/cgi-bin` is not under `/cgi`).
+fn is_under(mount: &str, raw_path: &str) -> bool {
+    raw_path
+        .strip_prefix(mount)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// One segment, decoded once: a decoded '/' or '\\' would smuggle a separator in,
