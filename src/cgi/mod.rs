@@ -9,7 +9,6 @@
 mod exec;
 pub mod response;
 mod run;
-pub(crate) use run::response as streaming_response;
 pub mod spawn;
 mod stderr;
 
@@ -96,20 +95,13 @@ impl Cgi {
         if self.kill_all.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
-        let (head_tx, head_rx) = oneshot::channel();
-        let (body_tx, body_rx) = mpsc::channel(4);
-        let complete = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = reply_channel();
         let run = run::Run::start(job, &self.base_env, &self.limits, self.kill_all.clone())?;
-        let complete_flag = complete.clone();
         self.tasks.spawn(async move {
-            run.drive(head_tx, body_tx, complete_flag).await;
+            run.drive(tx.head, tx.body, tx.complete).await;
             drop(slot);
         });
-        match head_rx.await {
-            Ok(reply) => Ok(reply.into_outcome(body_rx, complete)),
-            // The owner always answers unless its task panicked.
-            Err(_) => Ok(Outcome::Failed(Error::NoHead)),
-        }
+        Ok(rx.outcome().await)
     }
 
     /// Ends every running script (TERM, grace, KILL) and waits until all are reaped.
@@ -134,13 +126,49 @@ pub(crate) enum Reply {
     Failed(Error),
 }
 
-impl Reply {
-    fn into_outcome(
-        self,
-        body_rx: mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-        complete: Arc<AtomicBool>,
-    ) -> Outcome {
-        match self {
+/// The owner task's end of a request: the head (once), then body chunks, and whether the
+/// body ended cleanly. Shared by CGI and FastCGI.
+pub(crate) struct ReplySender {
+    pub head: oneshot::Sender<Reply>,
+    pub body: mpsc::Sender<std::io::Result<bytes::Bytes>>,
+    pub complete: Arc<AtomicBool>,
+}
+
+/// The gateway's end.
+pub(crate) struct ReplyReceiver {
+    head: oneshot::Receiver<Reply>,
+    body: mpsc::Receiver<std::io::Result<bytes::Bytes>>,
+    complete: Arc<AtomicBool>,
+}
+
+pub(crate) fn reply_channel() -> (ReplySender, ReplyReceiver) {
+    let (head_tx, head) = oneshot::channel();
+    let (body_tx, body) = mpsc::channel(4);
+    let complete = Arc::new(AtomicBool::new(false));
+    let sender = ReplySender {
+        head: head_tx,
+        body: body_tx,
+        complete: complete.clone(),
+    };
+    (
+        sender,
+        ReplyReceiver {
+            head,
+            body,
+            complete,
+        },
+    )
+}
+
+impl ReplyReceiver {
+    /// Waits for the head and turns it into what the gateway answers.
+    pub(crate) async fn outcome(self) -> Outcome {
+        let reply = match self.head.await {
+            Ok(reply) => reply,
+            // The owner always answers unless its task panicked.
+            Err(_) => return Outcome::Failed(Error::NoHead),
+        };
+        match reply {
             Reply::Head {
                 head,
                 raw_head,
@@ -148,7 +176,8 @@ impl Reply {
                 is_head_request,
             } => {
                 let is_nph = head.kind == response::Kind::Nph;
-                let response = run::response(head, first, is_head_request, body_rx, complete);
+                let response =
+                    run::response(head, first, is_head_request, self.body, self.complete);
                 if is_nph {
                     Outcome::Nph { response, raw_head }
                 } else {

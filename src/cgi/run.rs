@@ -371,7 +371,7 @@ impl Run {
 }
 
 /// The response hyper sends: the script's status, reason and fields, and its stdout.
-pub(crate) fn response(
+pub(super) fn response(
     head: Head,
     first: Bytes,
     is_head_request: bool,

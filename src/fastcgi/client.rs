@@ -26,7 +26,7 @@ use super::params::encode_pair;
 use super::record::{self, Kind, RecordCodec, Role};
 use crate::body::RequestBody;
 use crate::cgi::response::{self, Kind as HeadKind};
-use crate::cgi::{Outcome, Reply};
+use crate::cgi::{Outcome, Reply, reply_channel};
 use crate::config::Upstream;
 use crate::error::{Deadline, Error};
 
@@ -59,9 +59,7 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 impl FastCgi {
     pub async fn run(&self, job: Job) -> Result<Outcome, Error> {
         let (reader, writer) = connect(&job.upstream, job.connect_timeout).await?;
-        let (head_tx, head_rx) = oneshot::channel();
-        let (body_tx, body_rx) = mpsc::channel(4);
-        let complete = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = reply_channel();
         let exchange = Exchange {
             upstream: job.upstream.to_string(),
             read_timeout: job.read_timeout,
@@ -72,30 +70,13 @@ impl FastCgi {
             kill_all: self.kill_all.clone(),
         };
         let writer_task = tokio::spawn(write_request(writer, job.params, job.body));
-        let complete_flag = complete.clone();
         self.tasks.spawn(async move {
             exchange
-                .read_response(reader, head_tx, body_tx, complete_flag)
+                .read_response(reader, tx.head, tx.body, tx.complete)
                 .await;
             writer_task.abort();
         });
-        match head_rx.await {
-            Ok(Reply::Head {
-                head,
-                first,
-                is_head_request,
-                ..
-            }) => Ok(Outcome::Response(crate::cgi::streaming_response(
-                head,
-                first,
-                is_head_request,
-                body_rx,
-                complete,
-            ))),
-            Ok(Reply::LocalRedirect(location)) => Ok(Outcome::LocalRedirect(location)),
-            Ok(Reply::Failed(error)) => Ok(Outcome::Failed(error)),
-            Err(_) => Ok(Outcome::Failed(Error::NoHead)),
-        }
+        Ok(rx.outcome().await)
     }
 
     /// Ends every request in flight and waits for their tasks.
