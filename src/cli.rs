@@ -29,7 +29,7 @@ pub enum Command {
 }
 
 /// Flags of `serve`. Every setting here has the same name as its TOML key and wins over it.
-#[derive(Debug, Default, Args)]
+#[derive(Debug, Default, Clone, Args)]
 pub struct ServeArgs {
     /// Config file; without it and without --cgi-dir, `conf/portico.toml`.
     #[arg(long, value_name = "FILE")]

@@ -85,6 +85,8 @@ pub enum Error {
     Upstream(#[source] std::io::Error),
     #[error("the FastCGI upstream broke the protocol")]
     Protocol(#[source] crate::fastcgi::record::RecordError),
+    #[error("the application is stopped: {0}")]
+    AppStopped(String),
 }
 
 impl Error {
@@ -96,7 +98,9 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Error::Overloaded | Error::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Overloaded | Error::ShuttingDown | Error::AppStopped(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Spawn(_)
             | Error::Head(_)
             | Error::NoHead
@@ -126,7 +130,8 @@ impl Error {
             | Error::RedirectLoop(_)
             | Error::Spawn(_)
             | Error::Upstream(_)
-            | Error::Protocol(_) => Side::Script,
+            | Error::Protocol(_)
+            | Error::AppStopped(_) => Side::Script,
             Error::Overloaded | Error::Spool(_) | Error::ShuttingDown => Side::Gateway,
         }
     }

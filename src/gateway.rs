@@ -15,7 +15,8 @@ use crate::config::Config;
 use crate::connection::Takeover;
 use crate::error::{Error, Side};
 use crate::fastcgi::client::FastCgi;
-use crate::{fastcgi, meta, router};
+use crate::supervisor::{AppStatus, Supervisor};
+use crate::{fastcgi, meta, router, status};
 
 /// The connection a request came on.
 #[derive(Clone)]
@@ -30,24 +31,72 @@ pub struct Gateway {
     config: Arc<Config>,
     cgi: Cgi,
     fastcgi: FastCgi,
+    /// The launched apps' supervisors, by mount.
+    supervisors: Vec<(String, Supervisor)>,
 }
 
 impl Gateway {
+    /// Also starts the workers of every `launch` mount.
     pub fn new(config: Arc<Config>) -> std::io::Result<Gateway> {
         let cgi = Cgi::new(config.limits.clone(), &config.script_env)?;
+        let fastcgi = FastCgi::new(&config);
+        let mut supervisors = Vec::new();
+        for mount in &config.fastcgi {
+            let (Some(launch), Some(pool)) = (&mount.launch, fastcgi.pool(&mount.mount)) else {
+                continue;
+            };
+            let supervisor = Supervisor::start(
+                mount,
+                launch,
+                pool.clone(),
+                &config.script_env,
+                config.limits.kill_grace,
+            )?;
+            supervisors.push((mount.mount.clone(), supervisor));
+        }
         Ok(Gateway {
             config,
             cgi,
-            fastcgi: FastCgi::default(),
+            fastcgi,
+            supervisors,
         })
     }
 
-    /// Ends every script and FastCGI request still running and waits for them.
+    /// Ends every script and FastCGI request still running, waits for them, then stops
+    /// the launched workers.
     pub async fn kill_all_and_wait(&self) {
         tokio::join!(
             self.cgi.kill_all_and_wait(),
             self.fastcgi.kill_all_and_wait()
         );
+        for (_, supervisor) in &self.supervisors {
+            supervisor.stop().await;
+        }
+    }
+
+    /// Waits until every script and FastCGI request started so far has ended.
+    pub async fn wait_idle(&self) {
+        tokio::join!(self.cgi.wait_idle(), self.fastcgi.wait_idle());
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn fastcgi(&self) -> &FastCgi {
+        &self.fastcgi
+    }
+
+    pub fn cgi(&self) -> &Cgi {
+        &self.cgi
+    }
+
+    /// A launched app's workers as its supervisor last published them.
+    pub fn app_status(&self, mount: &str) -> Option<AppStatus> {
+        self.supervisors
+            .iter()
+            .find(|(m, _)| m == mount)
+            .map(|(_, s)| s.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
     pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
@@ -92,6 +141,11 @@ impl Gateway {
         }
         if request.method() == Method::CONNECT {
             return Err(Error::MethodNotAllowed);
+        }
+        if let Some(page) = &self.config.status
+            && request.uri().path() == page.path
+        {
+            return status::respond(self, page, request.uri(), &peer);
         }
         let (parts, body) = request.into_parts();
         let mut route = Route::resolve(&self.config, parts.uri.path())?;
@@ -214,9 +268,9 @@ fn fastcgi_job(
         )
         .collect();
     fastcgi::client::Job {
-        upstream: mount.upstream.clone(),
-        connect_timeout: mount.connect_timeout,
+        mount: mount.mount.clone(),
         read_timeout: mount.read_timeout,
+        request_timeout: mount.launch.as_ref().and_then(|l| l.request_timeout),
         params,
         body,
         method: method.clone(),

@@ -30,3 +30,5 @@ pub mod gateway;
 pub mod meta;
 pub mod router;
 pub mod server;
+pub mod status;
+pub mod supervisor;

@@ -8,6 +8,7 @@ use clap::Parser;
 use portico::cli::{Cli, Command, ServeArgs};
 use portico::{config, server};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -67,7 +68,14 @@ fn serve(args: ServeArgs) -> ExitCode {
                 eprintln!("listening on http://{addr}");
             }
         }
-        match server::run(config, listeners, shutdown).await {
+        let reloads = match reload_on_hangup(args.clone()) {
+            Ok(reloads) => reloads,
+            Err(error) => {
+                eprintln!("error: cannot install signal handlers: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match server::run(config, listeners, shutdown, reloads).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("error: {error}");
@@ -88,6 +96,27 @@ fn init_logging(level: Option<&str>) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+}
+
+/// On SIGHUP, reads the config again the way `serve` did; a bad one is logged and skipped.
+fn reload_on_hangup(args: ServeArgs) -> std::io::Result<mpsc::Receiver<Arc<config::Config>>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        while hangup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the config");
+            match config::load(&args) {
+                Ok(config) => {
+                    if tx.send(Arc::new(config)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(error) => tracing::error!("config reload refused: {error}"),
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -231,6 +231,7 @@ mod tests {
             limits: Limits::default(),
             script_env: vec![],
             fastcgi: vec![],
+            status: None,
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: PathBuf::from("/srv/cgi"),

@@ -280,6 +280,7 @@ mod tests {
             limits: Limits::default(),
             script_env: vec![],
             fastcgi: vec![],
+            status: None,
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: bin,
@@ -348,7 +349,11 @@ mod tests {
         let mut t = tree();
         let mount = |mount: &str, script: Option<&str>, split: Option<&str>| FastcgiMount {
             mount: mount.into(),
-            upstream: Upstream::Tcp("127.0.0.1:9000".into()),
+            upstreams: vec![Upstream::Tcp("127.0.0.1:9000".into())],
+            launch: None,
+            balance: crate::config::Balance::LeastBusy,
+            max_connections: None,
+            fail_timeout: Duration::from_secs(1),
             root: Some(PathBuf::from("/srv/php")),
             script: script.map(PathBuf::from),
             split_path_info: split.map(Into::into),

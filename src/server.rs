@@ -11,7 +11,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use arc_swap::ArcSwap;
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -22,12 +23,18 @@ use crate::gateway::{Gateway, Peer};
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
 /// for up to `shutdown_timeout`, ends the scripts still running and returns.
+///
+/// A config arriving on `reloads` (SIGHUP) gets a new gateway, whose launched workers start
+/// at once; new requests go to it, and the old one is retired once its requests are done.
+/// Listen addresses and connection limits stay as they were at start.
 pub async fn run(
     config: Arc<Config>,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<Arc<Config>>,
 ) -> std::io::Result<()> {
-    let gateway = Arc::new(Gateway::new(config.clone())?);
+    let gateway = Arc::new(ArcSwap::from_pointee(Gateway::new(config.clone())?));
+    let retiring = TaskTracker::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -82,7 +89,7 @@ pub async fn run(
                 };
                 let gateway = gateway.clone();
                 let service = service_fn(move |request| {
-                    let gateway = gateway.clone();
+                    let gateway = gateway.load_full();
                     let peer = peer.clone();
                     async move { Ok::<_, Infallible>(gateway.handle(request, peer).await) }
                 });
@@ -107,7 +114,20 @@ pub async fn run(
         });
     }
 
-    shutdown.await;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(new) = reloads.recv() => match Gateway::new(new) {
+                Ok(new) => {
+                    let old = gateway.swap(Arc::new(new));
+                    tracing::info!("config reloaded: new requests go to the new gateway");
+                    retiring.spawn(retire(old, config.limits.shutdown_timeout));
+                }
+                Err(error) => tracing::error!(%error, "config reload failed: keeping the running one"),
+            },
+        }
+    }
     tracing::info!("shutting down: no new connections; waiting for requests in flight");
     stop.cancel();
     while acceptors.join_next().await.is_some() {}
@@ -118,6 +138,24 @@ pub async fn run(
     {
         tracing::warn!("shutdown timeout: ending the scripts still running");
     }
-    gateway.kill_all_and_wait().await;
+    retiring.close();
+    retiring.wait().await;
+    gateway.load().kill_all_and_wait().await;
     Ok(())
+}
+
+/// Lets a replaced gateway's requests finish (up to `timeout`), then stops it and its workers.
+async fn retire(old: Arc<Gateway>, timeout: Duration) {
+    let finished = async {
+        // Requests being dispatched hold the gateway; their bodies are the backends' tasks.
+        while Arc::strong_count(&old) > 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        old.wait_idle().await;
+    };
+    if tokio::time::timeout(timeout, finished).await.is_err() {
+        tracing::warn!("the replaced config's requests passed the shutdown timeout: ending them");
+    }
+    old.kill_all_and_wait().await;
+    tracing::info!("the replaced config's workers are stopped");
 }

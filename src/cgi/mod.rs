@@ -104,6 +104,17 @@ impl Cgi {
         Ok(rx.outcome().await)
     }
 
+    /// Scripts running now.
+    pub fn running(&self) -> usize {
+        self.limits.max_concurrent_scripts - self.slots.available_permits()
+    }
+
+    /// Waits for the requests in flight, without ending them.
+    pub async fn wait_idle(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
     /// Ends every running script (TERM, grace, KILL) and waits until all are reaped.
     pub async fn kill_all_and_wait(&self) {
         self.kill_all.cancel();

@@ -1,11 +1,14 @@
-//! One request to a FastCGI application over one connection (FastCGI spec §6.2, the
-//! Responder role), in full duplex: the body is written as FCGI_STDIN by one task while
-//! FCGI_STDOUT is read by another, so an app that answers as it reads never deadlocks.
+//! One request to a FastCGI application (FastCGI spec §6.2, the Responder role), over a
+//! connection from the mount's pool, in full duplex: the body is written as FCGI_STDIN by
+//! one task while FCGI_STDOUT is read by another, so an app that answers as it reads never
+//! deadlocks.
 //!
-//! The connection is opened without FCGI_KEEP_CONN and closed after the request: dropping
-//! it is how a client that went away aborts the request (§5.4 allows either). Connection
-//! reuse, FCGI_ABORT_REQUEST and FCGI_GET_VALUES come with the pool.
+//! Requests are sent with FCGI_KEEP_CONN and a connection that ends its request cleanly
+//! goes back to the pool. A client that goes away gets its request aborted with
+//! FCGI_ABORT_REQUEST (§5.4); the connection is kept only if the application then ends
+//! the request properly.
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,29 +18,36 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::conn::{Conn, Writer};
 use super::params::encode_pair;
-use super::record::{self, Kind, RecordCodec, Role};
+use super::pool::{Endpoint, Lease, Pool};
+use super::record::{self, Kind, Role};
 use crate::body::RequestBody;
 use crate::cgi::response::{self, Kind as HeadKind};
 use crate::cgi::{Outcome, Reply, reply_channel};
-use crate::config::Upstream;
+use crate::config::{Config, FastcgiMount};
 use crate::error::{Deadline, Error};
 
-/// Portico's request id on a connection of its own.
+/// Portico's request id: one request at a time per connection.
 const REQUEST_ID: u16 = 1;
+
+/// How long an aborted request may take to end before its connection is closed instead.
+const ABORT_GRACE: Duration = Duration::from_secs(1);
 
 /// One request for a FastCGI application.
 pub struct Job {
-    pub upstream: Upstream,
-    pub connect_timeout: Duration,
+    /// The mount, which names the pool.
+    pub mount: String,
     pub read_timeout: Duration,
+    /// A launched app's `request_timeout`: past it the worker is stuck and replaced.
+    pub request_timeout: Option<Duration>,
     /// Meta-variables, then the mount's extra params.
     pub params: Vec<(Vec<u8>, Vec<u8>)>,
     pub body: RequestBody,
@@ -46,37 +56,88 @@ pub struct Job {
     pub started: Instant,
 }
 
-/// The FastCGI backend: the owners of all requests in flight.
-#[derive(Default)]
+/// The FastCGI backend: a pool per mount and the owners of all requests in flight.
 pub struct FastCgi {
+    pools: HashMap<String, Arc<Pool>>,
+    queue_timeout: Duration,
     kill_all: CancellationToken,
     tasks: TaskTracker,
 }
 
-type Reader = Box<dyn AsyncRead + Send + Unpin>;
-type Writer = Box<dyn AsyncWrite + Send + Unpin>;
-
 impl FastCgi {
+    pub fn new(config: &Config) -> FastCgi {
+        let pools = config
+            .fastcgi
+            .iter()
+            .map(|mount| (mount.mount.clone(), Arc::new(new_pool(mount))))
+            .collect();
+        FastCgi {
+            pools,
+            queue_timeout: config.limits.queue_timeout,
+            kill_all: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub fn pool(&self, mount: &str) -> Option<&Arc<Pool>> {
+        self.pools.get(mount)
+    }
+
     pub async fn run(&self, job: Job) -> Result<Outcome, Error> {
-        let (reader, writer) = connect(&job.upstream, job.connect_timeout).await?;
+        let pool = self.pools.get(&job.mount).ok_or(Error::NotFound)?;
+        let mut lease = pool.acquire(self.queue_timeout).await?;
+        let conn = match lease.connect().await {
+            Ok(conn) => conn,
+            Err(error) => {
+                // Nothing was sent: one retry, on another endpoint.
+                let Some(mut other) = pool.try_other(&lease.endpoint) else {
+                    return Err(error);
+                };
+                drop(lease);
+                let conn = other.connect().await?;
+                lease = other;
+                conn
+            }
+        };
+        if self.kill_all.is_cancelled() {
+            return Err(Error::ShuttingDown);
+        }
         let (tx, rx) = reply_channel();
         let exchange = Exchange {
-            upstream: job.upstream.to_string(),
+            mount: job.mount,
+            endpoint: lease.endpoint.clone(),
             read_timeout: job.read_timeout,
+            request_timeout: job.request_timeout,
             is_head_request: job.method == Method::HEAD,
             method: job.method,
             path: job.path,
             started: job.started,
             kill_all: self.kill_all.clone(),
         };
-        let writer_task = tokio::spawn(write_request(writer, job.params, job.body));
+        let Conn {
+            records,
+            writer,
+            generation,
+            requests,
+        } = conn;
+        let writer = tokio::spawn(write_request(writer, job.params, job.body));
+        let half = HalfConn {
+            records,
+            generation,
+            requests: requests + 1,
+        };
         self.tasks.spawn(async move {
             exchange
-                .read_response(reader, tx.head, tx.body, tx.complete)
+                .run(lease, half, writer, tx.head, tx.body, tx.complete)
                 .await;
-            writer_task.abort();
         });
         Ok(rx.outcome().await)
+    }
+
+    /// Waits for the requests in flight, without ending them.
+    pub async fn wait_idle(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Ends every request in flight and waits for their tasks.
@@ -87,39 +148,44 @@ impl FastCgi {
     }
 }
 
-async fn connect(upstream: &Upstream, timeout: Duration) -> Result<(Reader, Writer), Error> {
-    let connecting = async {
-        Ok::<(Reader, Writer), io::Error>(match upstream {
-            Upstream::Unix(path) => {
-                let (r, w) = tokio::net::UnixStream::connect(path).await?.into_split();
-                (Box::new(r), Box::new(w))
-            }
-            Upstream::Tcp(addr) => {
-                let stream = tokio::net::TcpStream::connect(addr.as_str()).await?;
-                stream.set_nodelay(true)?;
-                let (r, w) = stream.into_split();
-                (Box::new(r), Box::new(w))
-            }
-        })
-    };
-    match tokio::time::timeout(timeout, connecting).await {
-        Ok(result) => result.map_err(Error::Upstream),
-        Err(_) => Err(Error::Timeout(Deadline::Connect)),
+fn new_pool(mount: &FastcgiMount) -> Pool {
+    let pool = Pool::new(
+        mount.mount.clone(),
+        mount.balance,
+        mount.connect_timeout,
+        mount.fail_timeout,
+    );
+    for upstream in &mount.upstreams {
+        // An upstream that does not say its limits gets 8 connections.
+        pool.add(Arc::new(Endpoint::new(
+            upstream.clone(),
+            mount.max_connections,
+            8,
+        )));
     }
+    pool
 }
 
-/// BEGIN_REQUEST, PARAMS, then STDIN as the body arrives (§6.2).
+/// A connection while its write half is with the writer task.
+struct HalfConn {
+    records: tokio_util::codec::FramedRead<super::conn::Reader, record::RecordCodec>,
+    generation: u64,
+    requests: u64,
+}
+
+/// BEGIN_REQUEST (with FCGI_KEEP_CONN), PARAMS, then STDIN as the body arrives (§6.2).
+/// Gives the write half back when the request is fully sent.
 async fn write_request(
     mut writer: Writer,
     params: Vec<(Vec<u8>, Vec<u8>)>,
     body: RequestBody,
-) -> io::Result<()> {
+) -> io::Result<Writer> {
     let mut out = BytesMut::with_capacity(4096);
     record::encode_record(
         &mut out,
         Kind::BeginRequest,
         REQUEST_ID,
-        &record::begin_request(Role::Responder, false),
+        &record::begin_request(Role::Responder, true),
     );
     let mut pairs = BytesMut::new();
     for (name, value) in &params {
@@ -127,20 +193,26 @@ async fn write_request(
     }
     record::encode_stream(&mut out, Kind::Params, REQUEST_ID, &pairs);
     record::encode_stream(&mut out, Kind::Params, REQUEST_ID, &[]);
-    writer.write_all(&out).await?;
-    out.clear();
     match body {
         RequestBody::None => {}
-        RequestBody::Memory(bytes) => write_stdin(&mut writer, &mut out, &bytes).await?,
+        RequestBody::Memory(bytes) if !bytes.is_empty() => {
+            record::encode_stream(&mut out, Kind::Stdin, REQUEST_ID, &bytes);
+        }
+        RequestBody::Memory(_) => {}
         RequestBody::Stream { mut body, .. } => {
+            writer.write_all(&out).await?;
+            out.clear();
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(io::Error::other)?;
                 if let Ok(data) = frame.into_data() {
                     write_stdin(&mut writer, &mut out, &data).await?;
                 }
             }
+            out.clear();
         }
         RequestBody::File { file, .. } => {
+            writer.write_all(&out).await?;
+            out.clear();
             let mut file = tokio::fs::File::from_std(file);
             let mut chunk = vec![0u8; 64 * 1024];
             loop {
@@ -150,12 +222,14 @@ async fn write_request(
                 }
                 write_stdin(&mut writer, &mut out, &chunk[..n]).await?;
             }
+            out.clear();
         }
     }
-    out.clear();
+    // The whole request of a bodiless GET goes out in one write.
     record::encode_stream(&mut out, Kind::Stdin, REQUEST_ID, &[]);
     writer.write_all(&out).await?;
-    writer.flush().await
+    writer.flush().await?;
+    Ok(writer)
 }
 
 async fn write_stdin(writer: &mut Writer, out: &mut BytesMut, data: &[u8]) -> io::Result<()> {
@@ -169,8 +243,10 @@ async fn write_stdin(writer: &mut Writer, out: &mut BytesMut, data: &[u8]) -> io
 
 /// The read side of one request: records until END_REQUEST.
 struct Exchange {
-    upstream: String,
+    mount: String,
+    endpoint: Arc<Endpoint>,
     read_timeout: Duration,
+    request_timeout: Option<Duration>,
     is_head_request: bool,
     method: Method,
     path: String,
@@ -193,26 +269,32 @@ enum End {
 }
 
 impl Exchange {
-    async fn read_response(
+    async fn run(
         self,
-        reader: Reader,
+        mut lease: Lease,
+        mut conn: HalfConn,
+        writer: JoinHandle<io::Result<Writer>>,
         head_tx: oneshot::Sender<Reply>,
         body_tx: mpsc::Sender<io::Result<Bytes>>,
         complete: Arc<AtomicBool>,
     ) {
-        let mut records = FramedRead::new(reader, RecordCodec);
         let mut head_buf = BytesMut::new();
         let mut head_tx = Some(head_tx);
         let mut status = None;
         let mut sent = 0u64;
+        let mut failed = None;
+        let total = self
+            .request_timeout
+            .map(|t| tokio::time::Instant::from_std(self.started) + t);
         let end = loop {
-            let deadline = tokio::time::Instant::now() + self.read_timeout;
-            let which = if head_tx.is_some() {
-                Deadline::Head
+            let (mut deadline, mut which) = if head_tx.is_some() {
+                (tokio::time::Instant::now() + self.read_timeout, Deadline::Head)
             } else {
-                Deadline::Idle
+                (tokio::time::Instant::now() + self.read_timeout, Deadline::Idle)
             };
-            // Dropping the connection is the abort (§5.4): the app sees it on its next write.
+            if let Some(total) = total.filter(|t| *t < deadline) {
+                (deadline, which) = (total, Deadline::Total);
+            }
             let client_gone = async {
                 match head_tx.as_mut() {
                     Some(tx) => tx.closed().await,
@@ -220,7 +302,7 @@ impl Exchange {
                 }
             };
             let record = tokio::select! {
-                record = records.next() => record,
+                record = conn.records.next() => record,
                 _ = sleep_until(deadline) => break End::Deadline(which),
                 _ = client_gone => break End::ClientGone,
                 _ = self.kill_all.cancelled() => break End::Shutdown,
@@ -228,9 +310,12 @@ impl Exchange {
             let record = match record {
                 None => break End::Closed,
                 Some(Err(e)) => break End::Broken(e),
-                Some(Ok(r)) if r.request_id != REQUEST_ID => continue, // §3.3: not ours
                 Some(Ok(r)) => r,
             };
+            lease.answered();
+            if record.request_id != REQUEST_ID {
+                continue; // §3.3: a management record or not ours
+            }
             match Kind::from_u8(record.kind) {
                 Some(Kind::Stdout) if head_tx.is_some() => {
                     head_buf.extend_from_slice(&record.content);
@@ -259,19 +344,15 @@ impl Exchange {
                                 }
                             }
                             Err(e) => {
-                                let error = Error::Head(e);
-                                self.log(Err(&error), 0, &End::Closed);
-                                let _ = tx.send(Reply::Failed(error));
-                                return;
+                                failed = Some((tx, Error::Head(e)));
+                                break End::Closed;
                             }
                         }
                     } else if head_buf.len() > response::MAX_HEAD_BYTES {
-                        let error = Error::Head(response::HeadError::TooLarge);
-                        self.log(Err(&error), 0, &End::Closed);
                         if let Some(tx) = head_tx.take() {
-                            let _ = tx.send(Reply::Failed(error));
+                            failed = Some((tx, Error::Head(response::HeadError::TooLarge)));
                         }
-                        return;
+                        break End::Closed;
                     }
                 }
                 Some(Kind::Stdout) => {
@@ -286,7 +367,10 @@ impl Exchange {
                 }
                 Some(Kind::Stderr) => {
                     for line in String::from_utf8_lossy(&record.content).lines() {
-                        tracing::warn!(target: "portico::stderr", upstream = %self.upstream, "{line}");
+                        tracing::warn!(
+                            target: "portico::stderr", mount = %self.mount,
+                            upstream = %self.endpoint.address, "{line}",
+                        );
                     }
                 }
                 Some(Kind::EndRequest) => match record.end_request() {
@@ -301,8 +385,17 @@ impl Exchange {
         {
             complete.store(true, Ordering::Release);
         }
-        match head_tx {
-            Some(tx) => {
+        if let End::Deadline(Deadline::Total) = end {
+            lease.mark_stuck();
+        }
+        // Let the client's side go before the connection is tidied up.
+        drop(body_tx);
+        match (head_tx, failed) {
+            (_, Some((tx, error))) => {
+                self.log(Err(&error), 0, &end);
+                let _ = tx.send(Reply::Failed(error));
+            }
+            (Some(tx), None) => {
                 let error = match &end {
                     End::Deadline(d) => Error::Timeout(*d),
                     End::Broken(e) => Error::Protocol(e.clone()),
@@ -313,12 +406,22 @@ impl Exchange {
                 self.log(Err(&error), 0, &end);
                 let _ = tx.send(Reply::Failed(error));
             }
-            None => self.log(Ok(status.unwrap_or(StatusCode::OK)), sent, &end),
+            (None, None) => self.log(Ok(status.unwrap_or(StatusCode::OK)), sent, &end),
         }
+        let kept = match end {
+            End::Complete { .. } => take_back(conn, writer).await,
+            End::ClientGone | End::Redirected => abort(conn, writer).await,
+            _ => {
+                writer.abort();
+                None
+            }
+        };
+        lease.release(kept, true);
     }
 
     fn log(&self, outcome: Result<StatusCode, &Error>, bytes: u64, end: &End) {
         let duration_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0);
+        let upstream = &self.endpoint.address;
         let (app_status, ended) = match end {
             End::Complete { app_status } => (Some(*app_status), None),
             End::Redirected => (None, None),
@@ -331,16 +434,51 @@ impl Exchange {
         match outcome {
             Ok(status) if ended.is_none() => tracing::info!(
                 target: "portico::access", method = %self.method, path = %self.path, status = status.as_u16(), bytes,
-                duration_ms, upstream = %self.upstream, app_status,
+                duration_ms, %upstream, app_status,
             ),
             Ok(status) => tracing::warn!(
                 target: "portico::access", method = %self.method, path = %self.path, status = status.as_u16(), bytes,
-                duration_ms, upstream = %self.upstream, app_status, ended,
+                duration_ms, %upstream, app_status, ended,
             ),
             Err(error) => tracing::warn!(
                 target: "portico::access", method = %self.method, path = %self.path, status = error.status().as_u16(),
-                bytes, duration_ms, upstream = %self.upstream, app_status, ended, cause = crate::error::chain(error),
+                bytes, duration_ms, %upstream, app_status, ended, cause = crate::error::chain(error),
             ),
         }
     }
+}
+
+/// The connection, whole again, if the request was fully sent and ended cleanly.
+async fn take_back(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) -> Option<Conn> {
+    if !writer.is_finished() {
+        // The app ended the request before reading all of FCGI_STDIN.
+        writer.abort();
+        return None;
+    }
+    let writer = writer.await.ok()?.ok()?;
+    Some(Conn {
+        records: conn.records,
+        writer,
+        generation: conn.generation,
+        requests: conn.requests,
+    })
+}
+
+/// FCGI_ABORT_REQUEST (§5.4), then the rest of the request's records until its
+/// END_REQUEST; the connection is kept only if that comes in time.
+async fn abort(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) -> Option<Conn> {
+    let mut conn = take_back(conn, writer).await?;
+    let mut out = BytesMut::new();
+    record::encode_record(&mut out, Kind::AbortRequest, REQUEST_ID, &[]);
+    let ending = async {
+        conn.writer.write_all(&out).await.ok()?;
+        while let Some(Ok(record)) = conn.records.next().await {
+            if record.request_id == REQUEST_ID && record.is(Kind::EndRequest) {
+                return Some(());
+            }
+        }
+        None
+    };
+    tokio::time::timeout(ABORT_GRACE, ending).await.ok().flatten()?;
+    Some(conn)
 }

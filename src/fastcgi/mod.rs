@@ -9,10 +9,17 @@
 //!
 //! - [`record`]: record framing (FastCGI spec §3.3) and the fixed-size bodies of
 //!   BEGIN_REQUEST, END_REQUEST and UNKNOWN_TYPE (§5.1, §5.5, §4.2);
-//! - [`client`]: one request over one connection, full duplex;
 //! - [`params`]: name-value pairs (§3.4), which carry the meta-variables in FCGI_PARAMS and
 //!   the FCGI_GET_VALUES queries.
+//!
+//! On top of it:
+//! - [`conn`]: one connection: opening, reuse checks, FCGI_GET_VALUES;
+//! - [`pool`]: a mount's endpoints (upstreams or launched workers), balancing, capacity,
+//!   health and the queue of waiting requests;
+//! - [`client`]: one request over a pooled connection, full duplex, with abort.
 
 pub mod client;
+pub mod conn;
 pub mod params;
+pub mod pool;
 pub mod record;

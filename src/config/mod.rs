@@ -18,6 +18,10 @@ use toml::Spanned;
 
 use crate::cli::ServeArgs;
 
+mod fastcgi;
+pub use fastcgi::{Balance, FastcgiMount, Launch, LaunchSocket, Upstream};
+use fastcgi::RawFastcgi;
+
 /// Where the server looks when neither `--config` nor `--cgi-dir` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "conf/portico.toml";
 
@@ -34,6 +38,16 @@ pub struct Config {
     pub script_env: Vec<(OsString, OsString)>,
     pub cgi: Vec<CgiMount>,
     pub fastcgi: Vec<FastcgiMount>,
+    /// The operators' status page, when enabled.
+    pub status: Option<StatusPage>,
+}
+
+/// Where the status page answers and who may see it.
+#[derive(Debug, Clone)]
+pub struct StatusPage {
+    pub path: String,
+    /// Off by default: only clients on the loopback interface see it.
+    pub allow_remote: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -97,42 +111,6 @@ impl CgiMount {
     }
 }
 
-/// A URL prefix answered by a FastCGI application that Portico does not run itself.
-#[derive(Debug, Clone)]
-pub struct FastcgiMount {
-    /// URL prefix without a trailing slash.
-    pub mount: String,
-    pub upstream: Upstream,
-    /// SCRIPT_FILENAME is `root` plus SCRIPT_NAME without the mount (nginx's
-    /// `$document_root$fastcgi_script_name`), unless `script` names one file for the mount.
-    pub root: Option<PathBuf>,
-    pub script: Option<PathBuf>,
-    /// Like nginx's `fastcgi_split_path_info`: SCRIPT_NAME ends at the first path segment
-    /// with this suffix (`.php`) and the rest is PATH_INFO.
-    pub split_path_info: Option<String>,
-    /// Extra params sent with every request, after the meta-variables.
-    pub params: Vec<(String, String)>,
-    pub pass_authorization: bool,
-    pub connect_timeout: Duration,
-    /// Deadline for the response head and for idle time between output chunks.
-    pub read_timeout: Duration,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upstream {
-    Unix(PathBuf),
-    Tcp(String),
-}
-
-impl fmt::Display for Upstream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Upstream::Unix(path) => write!(f, "unix:{}", path.display()),
-            Upstream::Tcp(addr) => write!(f, "tcp:{addr}"),
-        }
-    }
-}
-
 /// A config that cannot be used: which file, which line, which key, and why.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -177,6 +155,17 @@ struct RawConfig {
     cgi: Vec<RawCgi>,
     #[serde(default)]
     fastcgi: Vec<RawFastcgi>,
+    status: Option<RawStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStatus {
+    #[serde(default)]
+    enabled: bool,
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_remote: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,22 +211,6 @@ struct RawCgi {
     pass_authorization: bool,
     #[serde(default)]
     interpreters: BTreeMap<String, Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFastcgi {
-    mount: Spanned<String>,
-    upstream: Spanned<String>,
-    root: Option<Spanned<String>>,
-    script: Option<Spanned<String>>,
-    split_path_info: Option<Spanned<String>>,
-    #[serde(default)]
-    params: BTreeMap<String, String>,
-    #[serde(default)]
-    pass_authorization: bool,
-    connect_timeout_seconds: Option<Spanned<f64>>,
-    read_timeout_seconds: Option<Spanned<f64>>,
 }
 
 // ---- loading -------------------------------------------------------------------------
@@ -476,6 +449,23 @@ impl Validator<'_> {
             });
         }
 
+        let status = match &raw.status {
+            Some(status) if status.enabled => {
+                let path = match &status.path {
+                    Some(p) => normalize_mount(p.get_ref())
+                        .ok()
+                        .filter(|p| !p.is_empty())
+                        .ok_or_else(|| self.spanned_error(p.span(), "must be a plain URL path like /portico-status"))?,
+                    None => "/portico-status".to_owned(),
+                };
+                Some(StatusPage {
+                    path,
+                    allow_remote: status.allow_remote,
+                })
+            }
+            _ => None,
+        };
+
         Ok(Config {
             listen,
             server_name: raw.server_name,
@@ -484,6 +474,7 @@ impl Validator<'_> {
             script_env,
             cgi,
             fastcgi,
+            status,
         })
     }
 
@@ -624,64 +615,6 @@ impl Validator<'_> {
             );
         }
         Ok(canonical)
-    }
-
-    fn fastcgi_mount(&self, raw: &RawFastcgi) -> Result<FastcgiMount, ConfigError> {
-        let mount = normalize_mount(raw.mount.get_ref())
-            .map_err(|m| self.spanned_error(raw.mount.span(), m))?;
-        let spec = raw.upstream.get_ref();
-        let upstream = if let Some(path) = spec.strip_prefix("unix:") {
-            Upstream::Unix(self.base_dir().join(path))
-        } else if let Some(addr) = spec.strip_prefix("tcp:").filter(|a| {
-            a.rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-        }) {
-            Upstream::Tcp(addr.to_owned())
-        } else {
-            return Err(self.spanned_error(
-                raw.upstream.span(),
-                format!("`{spec}` is not like unix:/path or tcp:host:port"),
-            ));
-        };
-        let root = raw.root.as_ref().map(|r| self.directory(r)).transpose()?;
-        let script = raw
-            .script
-            .as_ref()
-            .map(|s| self.base_dir().join(s.get_ref()));
-        if root.is_none() && script.is_none() {
-            return Err(self.spanned_error(
-                raw.mount.span(),
-                "needs `root` or `script` to name SCRIPT_FILENAME",
-            ));
-        }
-        let split_path_info = match &raw.split_path_info {
-            Some(suffix) if suffix.get_ref().is_empty() || suffix.get_ref().contains('/') => {
-                return Err(
-                    self.spanned_error(suffix.span(), "must be a file-name suffix like \".php\"")
-                );
-            }
-            other => other.as_ref().map(|s| s.get_ref().clone()),
-        };
-        let d = Limits::default();
-        Ok(FastcgiMount {
-            mount,
-            upstream,
-            root,
-            script,
-            split_path_info,
-            params: raw
-                .params
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            pass_authorization: raw.pass_authorization,
-            connect_timeout: self.seconds(
-                None,
-                &raw.connect_timeout_seconds,
-                Duration::from_secs(5),
-            )?,
-            read_timeout: self.seconds(None, &raw.read_timeout_seconds, d.script_head_timeout)?,
-        })
     }
 
     fn cgi_mount(&self, raw: &RawCgi) -> Result<CgiMount, ConfigError> {

@@ -1,0 +1,391 @@
+//! Where a FastCGI request goes: a mount's pool of endpoints (upstream servers, or the
+//! workers Portico launched, one socket each), each with its kept-open connections.
+//!
+//! An endpoint takes at most `capacity` requests at once and never holds more connections
+//! than that. This is what keeps a kept-open connection from pinning a worker while another
+//! request waits behind it in the listen backlog (nginx's `keepalive` with a libfcgi pool):
+//! a libfcgi worker serves one connection at a time, so its socket gets one connection.
+//! A request that finds every endpoint at capacity waits, in FIFO order, up to the queue
+//! timeout, then gets a 503.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, oneshot};
+
+use super::conn::{Conn, Values};
+use crate::config::{Balance, Upstream};
+use crate::error::Error;
+
+/// One place requests can be sent: an upstream server or one launched worker's socket.
+pub struct Endpoint {
+    pub address: Upstream,
+    state: Mutex<EndpointState>,
+}
+
+/// An endpoint's counters and kept connections; `pub` fields are what the status page shows.
+pub struct EndpointState {
+    idle: Vec<Conn>,
+    pub busy: usize,
+    pub capacity: usize,
+    /// Whether the capacity came from the config or the application (FCGI_GET_VALUES).
+    capacity_known: bool,
+    asking: bool,
+    /// False while a launched worker is starting, draining or stopped.
+    pub accepting: bool,
+    pub down_until: Option<Instant>,
+    pub served: u64,
+    pub failures: u64,
+    pub last_used: Instant,
+    /// Requests on new connections that have not heard back yet: kept connections are
+    /// closed while there are any, in case the application is out of workers to accept.
+    unanswered: usize,
+    /// Bumped when a launched worker is replaced: older connections are dropped.
+    pub generation: u64,
+    /// Set when a request ran past the launch's `request_timeout`: the worker is stuck.
+    pub stuck: bool,
+}
+
+impl Endpoint {
+    pub fn new(address: Upstream, capacity: Option<usize>, default_capacity: usize) -> Endpoint {
+        Endpoint {
+            address,
+            state: Mutex::new(EndpointState {
+                idle: Vec::new(),
+                busy: 0,
+                capacity: capacity.unwrap_or(default_capacity),
+                capacity_known: capacity.is_some(),
+                asking: false,
+                accepting: true,
+                down_until: None,
+                served: 0,
+                failures: 0,
+                last_used: Instant::now(),
+                unanswered: 0,
+                generation: 0,
+                stuck: false,
+            }),
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, EndpointState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops every kept connection and starts a new generation (a worker was replaced).
+    pub fn reset(&self) {
+        let mut state = self.state();
+        state.idle.clear();
+        state.generation += 1;
+        state.stuck = false;
+    }
+
+    /// Closes the kept connections (a draining worker then sees its clients leave).
+    pub fn close_idle(&self) {
+        self.state().idle.clear();
+    }
+
+    fn is_down(state: &EndpointState, now: Instant) -> bool {
+        state.down_until.is_some_and(|until| until > now)
+    }
+
+    /// The share of its capacity in use, for least-busy balancing.
+    fn load(state: &EndpointState) -> f64 {
+        state.busy as f64 / state.capacity.max(1) as f64
+    }
+}
+
+/// A mount's endpoints and the requests waiting for one.
+pub struct Pool {
+    pub name: String,
+    endpoints: Mutex<Vec<Arc<Endpoint>>>,
+    balance: Balance,
+    next: AtomicUsize,
+    pub connect_timeout: Duration,
+    fail_timeout: Duration,
+    /// Requests waiting for a free endpoint, oldest first.
+    waiters: Mutex<VecDeque<oneshot::Sender<()>>>,
+    /// Why the application is stopped, when it is: requests get a 503 at once.
+    stopped: Mutex<Option<String>>,
+    /// Wakes the supervisor when requests wait (it may start a worker).
+    pub demand: Notify,
+}
+
+impl Pool {
+    pub fn new(
+        name: String,
+        balance: Balance,
+        connect_timeout: Duration,
+        fail_timeout: Duration,
+    ) -> Pool {
+        Pool {
+            name,
+            endpoints: Mutex::new(Vec::new()),
+            balance,
+            next: AtomicUsize::new(0),
+            connect_timeout,
+            fail_timeout,
+            waiters: Mutex::new(VecDeque::new()),
+            stopped: Mutex::new(None),
+            demand: Notify::new(),
+        }
+    }
+
+    pub fn endpoints(&self) -> Vec<Arc<Endpoint>> {
+        lock(&self.endpoints).clone()
+    }
+
+    pub fn add(&self, endpoint: Arc<Endpoint>) {
+        lock(&self.endpoints).push(endpoint);
+        self.wake_one();
+    }
+
+    pub fn remove(&self, endpoint: &Arc<Endpoint>) {
+        lock(&self.endpoints).retain(|e| !Arc::ptr_eq(e, endpoint));
+    }
+
+    /// Stops the application: queued and later requests get a 503 with this reason.
+    pub fn stop(&self, reason: String) {
+        *lock(&self.stopped) = Some(reason);
+        for waiter in lock(&self.waiters).drain(..) {
+            let _ = waiter.send(());
+        }
+    }
+
+    pub fn stopped(&self) -> Option<String> {
+        lock(&self.stopped).clone()
+    }
+
+    pub fn waiting(&self) -> usize {
+        lock(&self.waiters).len()
+    }
+
+    /// A free endpoint, or a wait in line for one up to `queue_timeout`.
+    pub async fn acquire(self: &Arc<Self>, queue_timeout: Duration) -> Result<Lease, Error> {
+        let deadline = tokio::time::Instant::now() + queue_timeout;
+        let mut woken = false;
+        loop {
+            if let Some(reason) = self.stopped() {
+                return Err(Error::AppStopped(reason));
+            }
+            let (tx, rx) = oneshot::channel();
+            {
+                // Checked and queued under one lock, so a release in between is not missed;
+                // a newcomer goes first only when nobody is waiting.
+                let mut waiters = lock(&self.waiters);
+                if (woken || waiters.is_empty())
+                    && let Some(lease) = self.try_lease(None)
+                {
+                    return Ok(lease);
+                }
+                if woken {
+                    waiters.push_front(tx);
+                } else {
+                    waiters.push_back(tx);
+                }
+            }
+            self.demand.notify_one();
+            if tokio::time::timeout_at(deadline, rx).await.is_err() {
+                return Err(Error::Overloaded);
+            }
+            woken = true;
+        }
+    }
+
+    /// Another endpoint than `avoid`, free right now: where a request that could not be
+    /// sent at all gets its one retry.
+    pub fn try_other(self: &Arc<Self>, avoid: &Arc<Endpoint>) -> Option<Lease> {
+        let _waiters = lock(&self.waiters);
+        self.try_lease(Some(avoid))
+    }
+
+    fn try_lease(self: &Arc<Self>, avoid: Option<&Arc<Endpoint>>) -> Option<Lease> {
+        let endpoints = lock(&self.endpoints);
+        let now = Instant::now();
+        let usable = |e: &Arc<Endpoint>, allow_down: bool| {
+            let s = e.state();
+            s.accepting
+                && s.busy < s.capacity
+                && !(s.asking && s.busy > 0)
+                && (allow_down || !Endpoint::is_down(&s, now))
+                && avoid.is_none_or(|a| !Arc::ptr_eq(a, e))
+        };
+        let n = endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut chosen = None;
+        // Endpoints taken out after a failure are tried only when no other is left.
+        for allow_down in [false, true] {
+            chosen = match self.balance {
+                Balance::RoundRobin => (0..n)
+                    .map(|i| &endpoints[(start + i) % n])
+                    .find(|e| usable(e, allow_down)),
+                Balance::LeastBusy => (0..n)
+                    .map(|i| &endpoints[(start + i) % n])
+                    .filter(|e| usable(e, allow_down))
+                    .min_by(|a, b| {
+                        Endpoint::load(&a.state()).total_cmp(&Endpoint::load(&b.state()))
+                    }),
+            };
+            if chosen.is_some() {
+                break;
+            }
+        }
+        let endpoint = chosen?.clone();
+        drop(endpoints);
+        let mut state = endpoint.state();
+        state.busy += 1;
+        let conn = state.idle.pop();
+        let generation = state.generation;
+        let ask = !state.capacity_known && !state.asking;
+        if ask {
+            state.asking = true;
+        }
+        drop(state);
+        Some(Lease {
+            pool: self.clone(),
+            endpoint,
+            conn,
+            generation,
+            ask,
+            unanswered: false,
+            released: false,
+        })
+    }
+
+    fn wake_one(&self) {
+        self.wake(1);
+    }
+
+    fn wake(&self, mut n: usize) {
+        let mut waiters = lock(&self.waiters);
+        while n > 0
+            && let Some(waiter) = waiters.pop_front()
+        {
+            if waiter.send(()).is_ok() {
+                n -= 1;
+            }
+        }
+    }
+}
+
+/// One request's hold on an endpoint: a connection to send it on and a place in the
+/// endpoint's capacity, given back by `release` (or on drop, with the connection closed).
+pub struct Lease {
+    pool: Arc<Pool>,
+    pub endpoint: Arc<Endpoint>,
+    conn: Option<Conn>,
+    generation: u64,
+    /// This request asks the application's limits first (FCGI_GET_VALUES).
+    ask: bool,
+    /// Sent on a new connection and not answered yet.
+    unanswered: bool,
+    released: bool,
+}
+
+impl Lease {
+    /// A kept connection if one is still good, else a new one.
+    pub async fn connect(&mut self) -> Result<Conn, Error> {
+        if self.ask {
+            let values = super::conn::ask_values(&self.endpoint.address, self.pool.connect_timeout).await;
+            self.learn(values);
+        }
+        while let Some(mut conn) = self.conn.take() {
+            if conn.is_usable() {
+                return Ok(conn);
+            }
+            self.conn = self.endpoint.state().idle.pop();
+        }
+        match Conn::open(&self.endpoint.address, self.pool.connect_timeout, self.generation).await {
+            Ok(conn) => {
+                let mut state = self.endpoint.state();
+                state.unanswered += 1;
+                state.down_until = None;
+                self.unanswered = true;
+                Ok(conn)
+            }
+            Err(error) => {
+                let mut state = self.endpoint.state();
+                state.failures += 1;
+                state.down_until = Some(Instant::now() + self.pool.fail_timeout);
+                drop(state);
+                tracing::warn!(
+                    pool = %self.pool.name, upstream = %self.endpoint.address,
+                    cause = crate::error::chain(&error), "cannot connect; left out for {:?}", self.pool.fail_timeout,
+                );
+                Err(error)
+            }
+        }
+    }
+
+    fn learn(&mut self, values: Option<Values>) {
+        let mut state = self.endpoint.state();
+        state.asking = false;
+        state.capacity_known = true;
+        if let Some(capacity) = values.and_then(|v| v.capacity()) {
+            tracing::debug!(upstream = %self.endpoint.address, capacity, "FCGI_GET_VALUES");
+            state.capacity = capacity;
+        }
+        let more = state.capacity.saturating_sub(1);
+        drop(state);
+        self.ask = false;
+        // A larger capacity lets queued requests in.
+        self.pool.wake(more);
+    }
+
+    /// The first record arrived on a new connection: the application accepted it.
+    pub fn answered(&mut self) {
+        if std::mem::take(&mut self.unanswered) {
+            let mut state = self.endpoint.state();
+            state.unanswered -= 1;
+        }
+    }
+
+    /// The request ran past its deadline: a launched worker is killed and replaced.
+    pub fn mark_stuck(&self) {
+        self.endpoint.state().stuck = true;
+    }
+
+    /// Gives the endpoint back, with the connection kept if it is clean to reuse.
+    pub fn release(mut self, conn: Option<Conn>, served: bool) {
+        self.give_back(conn, served);
+    }
+
+    fn give_back(&mut self, conn: Option<Conn>, served: bool) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        self.answered();
+        let mut state = self.endpoint.state();
+        if self.ask {
+            state.asking = false;
+        }
+        state.busy -= 1;
+        if served {
+            state.served += 1;
+            state.last_used = Instant::now();
+        }
+        if let Some(conn) = conn
+            && state.accepting
+            && !state.stuck
+            && conn.generation == state.generation
+            && state.unanswered == 0
+        {
+            state.idle.push(conn);
+        }
+        drop(state);
+        self.pool.wake_one();
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.give_back(None, false);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

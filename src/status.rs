@@ -1,0 +1,184 @@
+//! The operators' status page (like php-fpm's status and Apache's server-status): per
+//! FastCGI mount, its endpoints' load and health and a launched app's workers; HTML for
+//! people, JSON with `?json`. Off unless `[status] enabled`; loopback clients only unless
+//! `allow_remote`.
+
+use std::fmt::Write;
+use std::time::Instant;
+
+use http::{HeaderValue, Response, Uri, header};
+use serde::Serialize;
+
+use crate::body::{ResponseBody, full};
+use crate::config::StatusPage;
+use crate::error::Error;
+use crate::gateway::{Gateway, Peer};
+use crate::supervisor::WorkerStatus;
+
+#[derive(Serialize)]
+struct Status {
+    cgi_running: usize,
+    cgi_limit: usize,
+    fastcgi: Vec<Mount>,
+}
+
+#[derive(Serialize)]
+struct Mount {
+    mount: String,
+    launched: bool,
+    stopped: Option<String>,
+    waiting: usize,
+    endpoints: Vec<EndpointStatus>,
+    workers: Vec<WorkerStatus>,
+}
+
+#[derive(Serialize)]
+struct EndpointStatus {
+    address: String,
+    busy: usize,
+    capacity: usize,
+    served: u64,
+    connect_failures: u64,
+    healthy: bool,
+    accepting: bool,
+}
+
+pub fn respond(
+    gateway: &Gateway,
+    page: &StatusPage,
+    uri: &Uri,
+    peer: &Peer,
+) -> Result<Response<ResponseBody>, Error> {
+    if !page.allow_remote && !peer.remote.ip().to_canonical().is_loopback() {
+        return Err(Error::Forbidden("the status page is for loopback clients"));
+    }
+    let status = collect(gateway);
+    let json = uri
+        .query()
+        .is_some_and(|q| q.split('&').any(|p| p == "json" || p.starts_with("json=")));
+    let (body, kind) = if json {
+        let text = serde_json::to_string_pretty(&status).unwrap_or_default();
+        (text, "application/json")
+    } else {
+        (html(&status), "text/html; charset=utf-8")
+    };
+    let mut response = Response::new(full(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn collect(gateway: &Gateway) -> Status {
+    let config = gateway.config();
+    let now = Instant::now();
+    let fastcgi = config
+        .fastcgi
+        .iter()
+        .filter_map(|mount| {
+            let pool = gateway.fastcgi().pool(&mount.mount)?;
+            let app = gateway.app_status(&mount.mount);
+            let endpoints = pool
+                .endpoints()
+                .iter()
+                .map(|e| {
+                    let s = e.state();
+                    EndpointStatus {
+                        address: e.address.to_string(),
+                        busy: s.busy,
+                        capacity: s.capacity,
+                        served: s.served,
+                        connect_failures: s.failures,
+                        healthy: s.down_until.is_none_or(|until| until <= now),
+                        accepting: s.accepting,
+                    }
+                })
+                .collect();
+            Some(Mount {
+                mount: mount.mount.clone(),
+                launched: mount.launch.is_some(),
+                stopped: pool.stopped(),
+                waiting: pool.waiting(),
+                endpoints,
+                workers: app.map(|a| a.workers).unwrap_or_default(),
+            })
+        })
+        .collect();
+    Status {
+        cgi_running: gateway.cgi().running(),
+        cgi_limit: config.limits.max_concurrent_scripts,
+        fastcgi,
+    }
+}
+
+fn html(status: &Status) -> String {
+    let mut out = String::from(
+        "<!doctype html><meta charset=utf-8><title>Portico status</title>\
+         <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse;margin:.5em 0 1.5em}\
+         td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}th{background:#f4f4f4}\
+         td:first-child,th:first-child{text-align:left}.bad{color:#b00}</style><h1>Portico status</h1>",
+    );
+    let _ = write!(
+        out,
+        "<p>CGI scripts running: {} of {}</p>",
+        status.cgi_running, status.cgi_limit
+    );
+    for mount in &status.fastcgi {
+        let _ = write!(
+            out,
+            "<h2>FastCGI {}</h2><p>{}; requests waiting: {}</p>",
+            escape(&mount.mount),
+            match &mount.stopped {
+                Some(reason) => format!("<span class=bad>stopped: {}</span>", escape(reason)),
+                None if mount.launched => "launched workers".to_owned(),
+                None => "upstreams".to_owned(),
+            },
+            mount.waiting
+        );
+        out.push_str(
+            "<table><tr><th>endpoint</th><th>busy</th><th>capacity</th><th>served</th>\
+             <th>connect failures</th><th>health</th></tr>",
+        );
+        for e in &mount.endpoints {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&e.address),
+                e.busy,
+                e.capacity,
+                e.served,
+                e.connect_failures,
+                if e.healthy { "ok" } else { "<span class=bad>down</span>" }
+            );
+        }
+        out.push_str("</table>");
+        if mount.launched {
+            out.push_str(
+                "<table><tr><th>worker</th><th>pid</th><th>state</th><th>requests</th>\
+                 <th>age (s)</th><th>restarts</th><th>last exit</th></tr>",
+            );
+            for w in &mount.workers {
+                let _ = write!(
+                    out,
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{}</td></tr>",
+                    w.slot,
+                    w.pid.map_or("-".to_owned(), |p| p.to_string()),
+                    w.state,
+                    w.requests,
+                    w.age_seconds,
+                    w.restarts,
+                    escape(w.last_exit.as_deref().unwrap_or("-"))
+                );
+            }
+            out.push_str("</table>");
+        }
+    }
+    out
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

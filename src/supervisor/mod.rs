@@ -1,0 +1,480 @@
+//! The process launcher: the workers of a `launch` mount, started, watched, restarted,
+//! recycled, scaled and stopped by one task that owns all their state.
+//!
+//! The task waits for an event (a worker exited, a request is waiting, the tick, stop),
+//! handles it, then restores the worker count. Workers are slots: a socket and the process
+//! serving it. A crashed worker is restarted in its slot after a backoff; a worker that is
+//! recycled (`max_requests`, memory, idle) is replaced by a new slot first, then drained:
+//! no new requests, its kept connections closed once it is idle, then SIGTERM.
+
+mod worker;
+
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{FastcgiMount, Launch};
+use crate::fastcgi::pool::{Endpoint, Pool};
+use worker::{Exit, Process, Socket};
+
+/// A worker exit this soon after its start, before it served anything, is a failed start.
+const START_WINDOW: Duration = Duration::from_secs(2);
+/// Restart backoff after a crash: doubles from the first value up to the second.
+const BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(10));
+const TICK: Duration = Duration::from_millis(100);
+
+/// A worker as the status page shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerStatus {
+    pub slot: usize,
+    pub pid: Option<u32>,
+    pub state: &'static str,
+    pub requests: u64,
+    pub busy: usize,
+    pub age_seconds: f64,
+    pub restarts: u32,
+    pub last_exit: Option<String>,
+    pub address: String,
+}
+
+/// What the supervisor tells the outside: its workers, and why the app stopped if it did.
+#[derive(Debug, Clone, Default)]
+pub struct AppStatus {
+    pub workers: Vec<WorkerStatus>,
+    pub stopped: Option<String>,
+}
+
+/// The handle the gateway keeps: status for the page, stop for shutdown.
+pub struct Supervisor {
+    pub status: Arc<Mutex<AppStatus>>,
+    stop: CancellationToken,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Supervisor {
+    /// Creates the sockets and starts `min_workers` workers; the task does the rest.
+    pub fn start(
+        mount: &FastcgiMount,
+        launch: &Launch,
+        pool: Arc<Pool>,
+        base_env: &[(OsString, OsString)],
+        kill_grace: Duration,
+    ) -> std::io::Result<Supervisor> {
+        let dir = tempfile::Builder::new().prefix("portico-").tempdir()?;
+        let mut env = base_env.to_vec();
+        env.extend(launch.env.iter().map(|(k, v)| (k.into(), v.into())));
+        let (exits_tx, exits) = mpsc::unbounded_channel();
+        let status = Arc::new(Mutex::new(AppStatus::default()));
+        let stop = CancellationToken::new();
+        let mut state = State {
+            mount: mount.mount.clone(),
+            launch: launch.clone(),
+            capacity: mount.max_connections,
+            env,
+            dir,
+            pool,
+            slots: Vec::new(),
+            next_slot: 0,
+            target: launch.min_workers,
+            failed_starts: 0,
+            last_spawn: None,
+            kill_grace,
+            exits_tx,
+            status: status.clone(),
+        };
+        state.restore();
+        state.publish();
+        let task = tokio::spawn(state.run(exits, stop.clone()));
+        Ok(Supervisor {
+            status,
+            stop,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    /// Stops every worker (SIGTERM, grace, SIGKILL) and waits until all are reaped.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
+        }
+    }
+}
+
+/// One socket and the worker process serving it.
+struct Slot {
+    id: usize,
+    socket: Socket,
+    endpoint: Arc<Endpoint>,
+    process: Option<Process>,
+    phase: Phase,
+    started: Instant,
+    /// The endpoint's request count when this process started.
+    served_before: u64,
+    /// Requests after which this worker is recycled (max_requests plus its jitter).
+    max_requests: Option<u64>,
+    crashes_in_a_row: u32,
+    restarts: u32,
+    last_exit: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Running,
+    /// Crashed; restarted at this time.
+    Restarting(Instant),
+    /// Replaced by a new slot; stopped once idle, then removed.
+    Draining(&'static str),
+    /// SIGTERM sent at this time (SIGKILL after the grace period); removed on exit.
+    Stopping(Instant),
+    /// Killed because a request hung; restarted on exit.
+    Killing,
+}
+
+struct State {
+    mount: String,
+    launch: Launch,
+    capacity: Option<usize>,
+    env: Vec<(OsString, OsString)>,
+    dir: tempfile::TempDir,
+    pool: Arc<Pool>,
+    slots: Vec<Slot>,
+    next_slot: usize,
+    /// Workers wanted: min_workers, more on demand up to max_workers.
+    target: usize,
+    /// Workers in a row that exited at start.
+    failed_starts: u32,
+    last_spawn: Option<Instant>,
+    kill_grace: Duration,
+    exits_tx: mpsc::UnboundedSender<Exit>,
+    status: Arc<Mutex<AppStatus>>,
+}
+
+impl State {
+    async fn run(mut self, mut exits: mpsc::UnboundedReceiver<Exit>, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let pool = self.pool.clone();
+        loop {
+            tokio::select! {
+                Some(exit) = exits.recv() => self.on_exit(exit),
+                () = pool.demand.notified() => self.on_demand(),
+                _ = tick.tick() => self.on_tick(),
+                () = stop.cancelled() => break,
+            }
+            self.restore();
+            self.publish();
+        }
+        self.shutdown(&mut exits).await;
+        self.publish();
+    }
+
+    fn live(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| matches!(s.phase, Phase::Running | Phase::Restarting(_) | Phase::Killing))
+            .count()
+    }
+
+    /// Starts workers until `target` are live, unless the app is stopped.
+    fn restore(&mut self) {
+        while self.pool.stopped().is_none() && self.live() < self.target {
+            if let Err(error) = self.add_slot() {
+                self.stop_app(format!("cannot start a worker: {error}"));
+            }
+        }
+    }
+
+    fn add_slot(&mut self) -> std::io::Result<()> {
+        let id = self.next_slot;
+        self.next_slot += 1;
+        let name = format!("worker-{id}");
+        let socket = Socket::bind(self.launch.socket, self.dir.path(), &name)?;
+        let endpoint = Arc::new(Endpoint::new(socket.address.clone(), self.capacity, 1));
+        let jitter = match self.launch.max_requests_jitter {
+            0 => 0,
+            j => fastrand::u64(0..=j),
+        };
+        let mut slot = Slot {
+            id,
+            socket,
+            endpoint: endpoint.clone(),
+            process: None,
+            phase: Phase::Running,
+            started: Instant::now(),
+            served_before: 0,
+            max_requests: self.launch.max_requests.map(|m| m + jitter),
+            crashes_in_a_row: 0,
+            restarts: 0,
+            last_exit: None,
+        };
+        self.spawn(&mut slot)?;
+        self.pool.add(endpoint);
+        self.slots.push(slot);
+        Ok(())
+    }
+
+    fn spawn(&mut self, slot: &mut Slot) -> std::io::Result<()> {
+        start_process(&self.launch, &self.env, &self.mount, &self.exits_tx, slot)?;
+        self.last_spawn = Some(Instant::now());
+        Ok(())
+    }
+
+    fn on_exit(&mut self, exit: Exit) {
+        let Some(index) = self.slots.iter().position(|s| s.id == exit.slot) else {
+            return;
+        };
+        let how = worker::describe(&exit.status);
+        let slot = &mut self.slots[index];
+        let stderr = slot
+            .process
+            .take()
+            .map(|p| p.stderr_tail())
+            .unwrap_or_default();
+        slot.endpoint.reset();
+        slot.endpoint.state().accepting = false;
+        let lived = slot.started.elapsed();
+        let served = slot.endpoint.state().served - slot.served_before;
+        match slot.phase {
+            Phase::Stopping(_) | Phase::Draining(_) => {
+                tracing::info!(mount = %self.mount, slot = slot.id, pid = exit.pid, "worker stopped: {how}");
+                let slot = self.slots.remove(index);
+                self.pool.remove(&slot.endpoint);
+                return;
+            }
+            Phase::Killing => {
+                slot.last_exit = Some(format!("{how} (request_timeout)"));
+                slot.restarts += 1;
+                slot.phase = Phase::Restarting(Instant::now());
+                return;
+            }
+            Phase::Running | Phase::Restarting(_) => {}
+        }
+        slot.last_exit = Some(how.clone());
+        slot.restarts += 1;
+        let failed_start = served == 0 && lived < START_WINDOW;
+        if lived > BACKOFF.1 {
+            slot.crashes_in_a_row = 0;
+        }
+        let backoff = BACKOFF.0 * 2u32.saturating_pow(slot.crashes_in_a_row.min(10));
+        slot.crashes_in_a_row += 1;
+        slot.phase = Phase::Restarting(Instant::now() + backoff.min(BACKOFF.1));
+        tracing::warn!(
+            mount = %self.mount, slot = slot.id, pid = exit.pid, served, lived_ms = lived.as_millis() as u64,
+            stderr, "worker exited: {how}; restarting in {:?}", backoff.min(BACKOFF.1),
+        );
+        if failed_start {
+            self.failed_starts += 1;
+            if self.failed_starts >= self.launch.start_retries {
+                let reason = format!(
+                    "{} workers in a row exited at start, the last with {how}",
+                    self.failed_starts
+                );
+                self.stop_app(reason);
+            }
+        } else {
+            self.failed_starts = 0;
+        }
+    }
+
+    /// Requests are waiting: one more worker, if the pool may grow and none just started.
+    fn on_demand(&mut self) {
+        let recently = self
+            .last_spawn
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(200));
+        if self.pool.waiting() > 0 && self.target < self.launch.max_workers && !recently {
+            self.target += 1;
+            tracing::info!(mount = %self.mount, workers = self.target, "requests waiting: starting a worker");
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        if self.failed_starts > 0
+            && self
+                .slots
+                .iter()
+                .any(|s| s.endpoint.state().served > s.served_before)
+        {
+            self.failed_starts = 0;
+        }
+        for i in 0..self.slots.len() {
+            let retire = self.recycle_reason(i, now);
+            let stopped = self.pool.stopped().is_some();
+            let slot = &mut self.slots[i];
+            let (busy, stuck) = {
+                let s = slot.endpoint.state();
+                (s.busy, s.stuck)
+            };
+            match slot.phase {
+                Phase::Restarting(at) if at <= now && !stopped => {
+                    match start_process(&self.launch, &self.env, &self.mount, &self.exits_tx, slot) {
+                        Ok(()) => self.last_spawn = Some(now),
+                        Err(error) => tracing::error!(
+                            mount = %self.mount, slot = slot.id, %error, "cannot restart a worker"
+                        ),
+                    }
+                }
+                Phase::Running if stuck => {
+                    tracing::warn!(
+                        mount = %self.mount, slot = slot.id,
+                        "a request passed request_timeout: killing the worker"
+                    );
+                    slot.endpoint.state().accepting = false;
+                    if let Some(p) = &slot.process {
+                        p.signal(libc::SIGKILL);
+                    }
+                    slot.phase = Phase::Killing;
+                }
+                Phase::Running => {
+                    if let Some(reason) = retire {
+                        tracing::info!(mount = %self.mount, slot = slot.id, "recycling a worker: {reason}");
+                        slot.endpoint.state().accepting = false;
+                        slot.phase = Phase::Draining(reason);
+                        if reason == "idle" {
+                            self.target = self.target.saturating_sub(1).max(self.launch.min_workers);
+                        }
+                    }
+                }
+                Phase::Draining(_) if busy == 0 => {
+                    // Nothing in flight: closing the kept connections first means no
+                    // client of this worker ever sees a reset.
+                    slot.endpoint.close_idle();
+                    if let Some(p) = &slot.process {
+                        p.signal(libc::SIGTERM);
+                    }
+                    slot.phase = Phase::Stopping(now);
+                }
+                Phase::Stopping(since) if now.duration_since(since) > self.kill_grace => {
+                    if let Some(p) = &slot.process {
+                        p.signal(libc::SIGKILL);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Why a running worker should be replaced now, if it should.
+    fn recycle_reason(&self, i: usize, now: Instant) -> Option<&'static str> {
+        let slot = &self.slots[i];
+        let state = slot.endpoint.state();
+        let served = state.served - slot.served_before;
+        if slot.max_requests.is_some_and(|max| served >= max) {
+            return Some("max_requests");
+        }
+        if let (Some(max), Some(p)) = (self.launch.max_memory_bytes, &slot.process)
+            && p.rss_bytes().is_some_and(|rss| rss > max)
+        {
+            return Some("max_memory");
+        }
+        let idle = state.busy == 0
+            && now.duration_since(state.last_used.max(slot.started)) > self.launch.idle_timeout;
+        if idle && self.live() > self.launch.min_workers && self.pool.waiting() == 0 {
+            return Some("idle");
+        }
+        None
+    }
+
+    fn stop_app(&mut self, reason: String) {
+        tracing::error!(mount = %self.mount, "application stopped: {reason}");
+        self.pool.stop(reason);
+        for slot in &mut self.slots {
+            slot.endpoint.state().accepting = false;
+            if let Phase::Restarting(_) = slot.phase {
+                slot.phase = Phase::Stopping(Instant::now());
+            }
+        }
+    }
+
+    /// SIGTERM to every worker, SIGKILL after the grace period, and every exit reaped.
+    async fn shutdown(&mut self, exits: &mut mpsc::UnboundedReceiver<Exit>) {
+        for slot in &mut self.slots {
+            slot.endpoint.state().accepting = false;
+            slot.endpoint.close_idle();
+            if let Some(p) = &slot.process {
+                p.signal(libc::SIGTERM);
+            }
+        }
+        let deadline = tokio::time::Instant::now() + self.kill_grace;
+        let mut killed = false;
+        while self.slots.iter().any(|s| s.process.is_some()) {
+            let exit = if killed {
+                exits.recv().await
+            } else {
+                match tokio::time::timeout_at(deadline, exits.recv()).await {
+                    Ok(exit) => exit,
+                    Err(_) => {
+                        for p in self.slots.iter().filter_map(|s| s.process.as_ref()) {
+                            p.signal(libc::SIGKILL);
+                        }
+                        killed = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(exit) = exit else { break };
+            if let Some(slot) = self.slots.iter_mut().find(|s| s.id == exit.slot) {
+                slot.process = None;
+            }
+        }
+        for slot in &self.slots {
+            self.pool.remove(&slot.endpoint);
+        }
+        self.slots.clear();
+    }
+
+    fn publish(&self) {
+        let workers = self
+            .slots
+            .iter()
+            .map(|slot| {
+                let state = slot.endpoint.state();
+                WorkerStatus {
+                    slot: slot.id,
+                    pid: slot.process.as_ref().map(|p| p.pid),
+                    state: match slot.phase {
+                        Phase::Running if state.busy > 0 => "busy",
+                        Phase::Running => "idle",
+                        Phase::Restarting(_) => "restarting",
+                        Phase::Draining(_) => "draining",
+                        Phase::Stopping(_) => "stopping",
+                        Phase::Killing => "killing",
+                    },
+                    requests: state.served - slot.served_before,
+                    busy: state.busy,
+                    age_seconds: slot.started.elapsed().as_secs_f64(),
+                    restarts: slot.restarts,
+                    last_exit: slot.last_exit.clone(),
+                    address: slot.endpoint.address.to_string(),
+                }
+            })
+            .collect();
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        status.workers = workers;
+        status.stopped = self.pool.stopped();
+    }
+}
+
+/// Starts a slot's worker process; the slot may be borrowed out of `State::slots`.
+fn start_process(
+    launch: &Launch,
+    env: &[(OsString, OsString)],
+    mount: &str,
+    exits: &mpsc::UnboundedSender<Exit>,
+    slot: &mut Slot,
+) -> std::io::Result<()> {
+    let process = Process::spawn(&launch.command, env, &slot.socket, mount, slot.id, exits.clone())?;
+    tracing::info!(%mount, slot = slot.id, pid = process.pid, "worker started");
+    slot.process = Some(process);
+    slot.started = Instant::now();
+    slot.served_before = slot.endpoint.state().served;
+    slot.phase = Phase::Running;
+    slot.endpoint.state().accepting = true;
+    Ok(())
+}
