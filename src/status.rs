@@ -148,7 +148,11 @@ fn html(status: &Status) -> String {
                 e.capacity,
                 e.served,
                 e.connect_failures,
-                if e.healthy { "ok" } else { "<span class=bad>down</span>" }
+                if e.healthy {
+                    "ok"
+                } else {
+                    "<span class=bad>down</span>"
+                }
             );
         }
         out.push_str("</table>");

@@ -198,11 +198,7 @@ impl Validator<'_> {
             launch,
             balance: raw.balance.unwrap_or(Balance::LeastBusy),
             max_connections,
-            fail_timeout: self.seconds(
-                None,
-                &raw.fail_timeout_seconds,
-                Duration::from_secs(10),
-            )?,
+            fail_timeout: self.seconds(None, &raw.fail_timeout_seconds, Duration::from_secs(10))?,
             root,
             script,
             split_path_info,
@@ -288,17 +284,17 @@ impl Validator<'_> {
             command,
             min_workers,
             max_workers,
-            idle_timeout: self.seconds(
-                None,
-                &raw.idle_timeout_seconds,
-                Duration::from_secs(60),
-            )?,
+            idle_timeout: self.seconds(None, &raw.idle_timeout_seconds, Duration::from_secs(60))?,
             max_requests: raw.max_requests.as_ref().map(|n| *n.get_ref()),
             max_requests_jitter: raw.max_requests_jitter.unwrap_or(0),
             max_memory_bytes: raw.max_memory_mb.as_ref().map(|m| m.get_ref() << 20),
             request_timeout: optional_seconds(&raw.request_timeout_seconds)?,
             socket: raw.socket.unwrap_or(LaunchSocket::Unix),
-            start_retries: raw.start_retries.as_ref().map_or(5, |n| *n.get_ref()).max(1),
+            start_retries: raw
+                .start_retries
+                .as_ref()
+                .map_or(5, |n| *n.get_ref())
+                .max(1),
             env: raw.env.clone().into_iter().collect(),
         })
     }

@@ -19,8 +19,8 @@ use toml::Spanned;
 use crate::cli::ServeArgs;
 
 mod fastcgi;
-pub use fastcgi::{Balance, FastcgiMount, Launch, LaunchSocket, Upstream};
 use fastcgi::RawFastcgi;
+pub use fastcgi::{Balance, FastcgiMount, Launch, LaunchSocket, Upstream};
 
 /// Where the server looks when neither `--config` nor `--cgi-dir` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "conf/portico.toml";
@@ -455,7 +455,12 @@ impl Validator<'_> {
                     Some(p) => normalize_mount(p.get_ref())
                         .ok()
                         .filter(|p| !p.is_empty())
-                        .ok_or_else(|| self.spanned_error(p.span(), "must be a plain URL path like /portico-status"))?,
+                        .ok_or_else(|| {
+                            self.spanned_error(
+                                p.span(),
+                                "must be a plain URL path like /portico-status",
+                            )
+                        })?,
                     None => "/portico-status".to_owned(),
                 };
                 Some(StatusPage {

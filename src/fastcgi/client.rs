@@ -5,8 +5,8 @@
 //!
 //! Requests are sent with FCGI_KEEP_CONN and a connection that ends its request cleanly
 //! goes back to the pool. A client that goes away gets its request aborted with
-//! FCGI_ABORT_REQUEST (§5.4); the connection is kept only if the application then ends
-//! the request properly.
+//! FCGI_ABORT_REQUEST (§5.4) and its connection closed once the application has ended the
+//! request (or after a grace period): libfcgi closes a connection after an abort anyway.
 
 use std::collections::HashMap;
 use std::io;
@@ -288,9 +288,15 @@ impl Exchange {
             .map(|t| tokio::time::Instant::from_std(self.started) + t);
         let end = loop {
             let (mut deadline, mut which) = if head_tx.is_some() {
-                (tokio::time::Instant::now() + self.read_timeout, Deadline::Head)
+                (
+                    tokio::time::Instant::now() + self.read_timeout,
+                    Deadline::Head,
+                )
             } else {
-                (tokio::time::Instant::now() + self.read_timeout, Deadline::Idle)
+                (
+                    tokio::time::Instant::now() + self.read_timeout,
+                    Deadline::Idle,
+                )
             };
             if let Some(total) = total.filter(|t| *t < deadline) {
                 (deadline, which) = (total, Deadline::Total);
@@ -410,7 +416,10 @@ impl Exchange {
         }
         let kept = match end {
             End::Complete { .. } => take_back(conn, writer).await,
-            End::ClientGone | End::Redirected => abort(conn, writer).await,
+            End::ClientGone | End::Redirected => {
+                abort(conn, writer).await;
+                None
+            }
             _ => {
                 writer.abort();
                 None
@@ -464,10 +473,12 @@ async fn take_back(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) -> Op
     })
 }
 
-/// FCGI_ABORT_REQUEST (§5.4), then the rest of the request's records until its
-/// END_REQUEST; the connection is kept only if that comes in time.
-async fn abort(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) -> Option<Conn> {
-    let mut conn = take_back(conn, writer).await?;
+/// FCGI_ABORT_REQUEST (§5.4), then the request's records until its END_REQUEST, so the
+/// app can stop cleanly; then the connection is closed.
+async fn abort(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) {
+    let Some(mut conn) = take_back(conn, writer).await else {
+        return;
+    };
     let mut out = BytesMut::new();
     record::encode_record(&mut out, Kind::AbortRequest, REQUEST_ID, &[]);
     let ending = async {
@@ -479,6 +490,5 @@ async fn abort(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) -> Option
         }
         None
     };
-    tokio::time::timeout(ABORT_GRACE, ending).await.ok().flatten()?;
-    Some(conn)
+    let _ = tokio::time::timeout(ABORT_GRACE, ending).await;
 }

@@ -28,7 +28,11 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub async fn open(address: &Upstream, timeout: Duration, generation: u64) -> Result<Conn, Error> {
+    pub async fn open(
+        address: &Upstream,
+        timeout: Duration,
+        generation: u64,
+    ) -> Result<Conn, Error> {
         let (reader, writer) = match tokio::time::timeout(timeout, open_stream(address)).await {
             Ok(result) => result.map_err(Error::Upstream)?,
             Err(_) => return Err(Error::Timeout(Deadline::Connect)),

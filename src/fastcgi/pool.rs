@@ -46,6 +46,8 @@ pub struct EndpointState {
     pub generation: u64,
     /// Set when a request ran past the launch's `request_timeout`: the worker is stuck.
     pub stuck: bool,
+    /// Requests a launched worker may still take before it is recycled (`max_requests`).
+    pub requests_left: Option<u64>,
 }
 
 impl Endpoint {
@@ -66,6 +68,7 @@ impl Endpoint {
                 unanswered: 0,
                 generation: 0,
                 stuck: false,
+                requests_left: None,
             }),
         }
     }
@@ -236,6 +239,14 @@ impl Pool {
         drop(endpoints);
         let mut state = endpoint.state();
         state.busy += 1;
+        if let Some(left) = &mut state.requests_left {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                // Its last request: the supervisor replaces it (woken through `demand`).
+                state.accepting = false;
+                self.demand.notify_one();
+            }
+        }
         let conn = state.idle.pop();
         let generation = state.generation;
         let ask = !state.capacity_known && !state.asking;
@@ -254,7 +265,8 @@ impl Pool {
         })
     }
 
-    fn wake_one(&self) {
+    /// Lets the oldest waiting request try again (an endpoint became free or usable).
+    pub fn wake_one(&self) {
         self.wake(1);
     }
 
@@ -288,7 +300,8 @@ impl Lease {
     /// A kept connection if one is still good, else a new one.
     pub async fn connect(&mut self) -> Result<Conn, Error> {
         if self.ask {
-            let values = super::conn::ask_values(&self.endpoint.address, self.pool.connect_timeout).await;
+            let values =
+                super::conn::ask_values(&self.endpoint.address, self.pool.connect_timeout).await;
             self.learn(values);
         }
         while let Some(mut conn) = self.conn.take() {
@@ -297,7 +310,13 @@ impl Lease {
             }
             self.conn = self.endpoint.state().idle.pop();
         }
-        match Conn::open(&self.endpoint.address, self.pool.connect_timeout, self.generation).await {
+        match Conn::open(
+            &self.endpoint.address,
+            self.pool.connect_timeout,
+            self.generation,
+        )
+        .await
+        {
             Ok(conn) => {
                 let mut state = self.endpoint.state();
                 state.unanswered += 1;

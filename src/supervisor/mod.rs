@@ -163,8 +163,14 @@ impl State {
         loop {
             tokio::select! {
                 Some(exit) = exits.recv() => self.on_exit(exit),
-                () = pool.demand.notified() => self.on_demand(),
-                _ = tick.tick() => self.on_tick(),
+                () = pool.demand.notified() => {
+                    self.on_tick();
+                    self.on_demand();
+                }
+                _ = tick.tick() => {
+                    self.on_tick();
+                    self.on_demand();
+                }
                 () = stop.cancelled() => break,
             }
             self.restore();
@@ -177,7 +183,12 @@ impl State {
     fn live(&self) -> usize {
         self.slots
             .iter()
-            .filter(|s| matches!(s.phase, Phase::Running | Phase::Restarting(_) | Phase::Killing))
+            .filter(|s| {
+                matches!(
+                    s.phase,
+                    Phase::Running | Phase::Restarting(_) | Phase::Killing
+                )
+            })
             .count()
     }
 
@@ -221,6 +232,7 @@ impl State {
 
     fn spawn(&mut self, slot: &mut Slot) -> std::io::Result<()> {
         start_process(&self.launch, &self.env, &self.mount, &self.exits_tx, slot)?;
+        self.pool.wake_one();
         self.last_spawn = Some(Instant::now());
         Ok(())
     }
@@ -313,8 +325,13 @@ impl State {
             };
             match slot.phase {
                 Phase::Restarting(at) if at <= now && !stopped => {
-                    match start_process(&self.launch, &self.env, &self.mount, &self.exits_tx, slot) {
-                        Ok(()) => self.last_spawn = Some(now),
+                    match start_process(&self.launch, &self.env, &self.mount, &self.exits_tx, slot)
+                    {
+                        Ok(()) => {
+                            self.last_spawn = Some(now);
+                            // Requests queued while it was down may go now.
+                            self.pool.wake_one();
+                        }
                         Err(error) => tracing::error!(
                             mount = %self.mount, slot = slot.id, %error, "cannot restart a worker"
                         ),
@@ -337,7 +354,8 @@ impl State {
                         slot.endpoint.state().accepting = false;
                         slot.phase = Phase::Draining(reason);
                         if reason == "idle" {
-                            self.target = self.target.saturating_sub(1).max(self.launch.min_workers);
+                            self.target =
+                                self.target.saturating_sub(1).max(self.launch.min_workers);
                         }
                     }
                 }
@@ -364,8 +382,7 @@ impl State {
     fn recycle_reason(&self, i: usize, now: Instant) -> Option<&'static str> {
         let slot = &self.slots[i];
         let state = slot.endpoint.state();
-        let served = state.served - slot.served_before;
-        if slot.max_requests.is_some_and(|max| served >= max) {
+        if state.requests_left == Some(0) {
             return Some("max_requests");
         }
         if let (Some(max), Some(p)) = (self.launch.max_memory_bytes, &slot.process)
@@ -469,12 +486,21 @@ fn start_process(
     exits: &mpsc::UnboundedSender<Exit>,
     slot: &mut Slot,
 ) -> std::io::Result<()> {
-    let process = Process::spawn(&launch.command, env, &slot.socket, mount, slot.id, exits.clone())?;
+    let process = Process::spawn(
+        &launch.command,
+        env,
+        &slot.socket,
+        mount,
+        slot.id,
+        exits.clone(),
+    )?;
     tracing::info!(%mount, slot = slot.id, pid = process.pid, "worker started");
     slot.process = Some(process);
     slot.started = Instant::now();
-    slot.served_before = slot.endpoint.state().served;
     slot.phase = Phase::Running;
-    slot.endpoint.state().accepting = true;
+    let mut state = slot.endpoint.state();
+    slot.served_before = state.served;
+    state.accepting = true;
+    state.requests_left = slot.max_requests;
     Ok(())
 }

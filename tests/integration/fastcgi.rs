@@ -266,7 +266,7 @@ fn bad_upstream_is_a_config_error_naming_the_key() {
 }
 
 #[test]
-fn client_that_leaves_before_the_head_closes_the_app_connection() {
+fn client_that_leaves_before_the_head_aborts_the_request() {
     use std::io::Read;
     let fx = Fixture::new();
     let listener = UnixListener::bind(fx.path("slow.sock")).unwrap();
@@ -280,6 +280,17 @@ read_timeout_seconds = 30
     let (_app, portico) = serve(&fx, extra);
     let mut client = portico.connect();
     client.send(&Request::get("/slow/x"));
+    // First Portico asks the app's limits on a connection of its own (FCGI_GET_VALUES);
+    // this app does not answer and closes it.
+    let (mut probe, _) = listener.accept().unwrap();
+    let mut header = [0u8; 8];
+    probe.read_exact(&mut header).unwrap();
+    assert_eq!(
+        &header[..4],
+        &[1, 9, 0, 0],
+        "FCGI_GET_VALUES on request id 0"
+    );
+    drop(probe);
     let (mut app_side, _) = listener.accept().unwrap();
     app_side
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -290,11 +301,16 @@ read_timeout_seconds = 30
     assert_eq!(&begin[..2], &[1, 1], "FCGI_VERSION_1, FCGI_BEGIN_REQUEST");
     client.shutdown();
     drop(client);
-    // End of file once Portico drops the connection, long before the 30 s read timeout.
+    // FCGI_ABORT_REQUEST, then end of file when the app does not end the request within
+    // the abort grace: long before the 30 s read timeout.
     let mut received = Vec::new();
     app_side
         .read_to_end(&mut received)
         .unwrap_or_else(|e| panic!("no EOF within 5 s ({e}); log:\n{}", portico.log()));
+    assert!(
+        received.windows(8).any(|r| r == [1, 2, 0, 1, 0, 0, 0, 0]),
+        "no FCGI_ABORT_REQUEST for request 1 in {received:?}"
+    );
     portico.wait_for_log_line(&["path=/slow/x", "client gone"], Duration::from_secs(5));
 }
 

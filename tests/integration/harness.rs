@@ -612,11 +612,13 @@ impl Fixture {
             if program.exists() {
                 continue;
             }
-            let status = Command::new("cc")
-                .arg("-O2")
-                .arg("-o")
-                .arg(&program)
-                .arg(&source)
+            let mut cc = Command::new("cc");
+            cc.arg("-O2").arg("-o").arg(&program).arg(&source);
+            // The FastCGI examples link libfcgi, as scripts/build-examples does.
+            if stem.ends_with("-fcgi") {
+                cc.arg("-lfcgi");
+            }
+            let status = cc
                 .status()
                 .unwrap_or_else(|e| panic!("cannot run cc for {}: {e}", source.display()));
             assert!(status.success(), "cc failed on {}", source.display());

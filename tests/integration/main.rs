@@ -16,6 +16,7 @@
 //! - `traversal`: path resolution and every way of trying to leave the mount.
 //! - `config`: `portico check`, config files, and flags overriding them.
 //! - `logging`: the access line and script stderr in Portico's log.
+//! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
 
 mod config;
 mod examples;
@@ -23,6 +24,7 @@ mod fastcgi;
 mod harness;
 mod http;
 mod languages;
+mod launch;
 mod logging;
 mod php;
 mod protocol;
