@@ -120,7 +120,14 @@ impl FastCgi {
             generation,
             requests,
         } = conn;
-        let writer = tokio::spawn(write_request(writer, job.params, job.body));
+        // A body that is already here is written by the exchange itself; one still arriving
+        // from the client is written by a task of its own, while the response is read.
+        let sending = match job.body {
+            body @ (RequestBody::None | RequestBody::Memory(_)) => {
+                Sending::Inline(writer, job.params, body)
+            }
+            body => Sending::Task(tokio::spawn(write_request(writer, job.params, body))),
+        };
         let half = HalfConn {
             records,
             generation,
@@ -128,7 +135,7 @@ impl FastCgi {
         };
         self.tasks.spawn(async move {
             exchange
-                .run(lease, half, writer, tx.head, tx.body, tx.complete)
+                .run(lease, half, sending, tx.head, tx.body, tx.complete)
                 .await;
         });
         Ok(rx.outcome().await)
@@ -164,6 +171,43 @@ fn new_pool(mount: &FastcgiMount) -> Pool {
         )));
     }
     pool
+}
+
+/// The write half of a connection while a request is being sent.
+enum Sending {
+    /// Not written yet: the whole request is at hand.
+    Inline(Writer, Vec<(Vec<u8>, Vec<u8>)>, RequestBody),
+    Sent(Writer),
+    Task(JoinHandle<io::Result<Writer>>),
+    Failed,
+}
+
+impl Sending {
+    /// The write half, once the whole request is written.
+    async fn finish(self) -> Option<Writer> {
+        match self {
+            Sending::Sent(writer) => Some(writer),
+            Sending::Task(mut task) => {
+                // The app has ended the request, so the writer is done or about to be,
+                // unless the app ended it without reading all of FCGI_STDIN.
+                match tokio::time::timeout(Duration::from_millis(100), &mut task).await {
+                    Ok(Ok(Ok(writer))) => Some(writer),
+                    Ok(_) => None,
+                    Err(_) => {
+                        task.abort();
+                        None
+                    }
+                }
+            }
+            Sending::Inline(..) | Sending::Failed => None,
+        }
+    }
+
+    fn abort(self) {
+        if let Sending::Task(task) = self {
+            task.abort();
+        }
+    }
 }
 
 /// A connection while its write half is with the writer task.
@@ -273,11 +317,21 @@ impl Exchange {
         self,
         mut lease: Lease,
         mut conn: HalfConn,
-        writer: JoinHandle<io::Result<Writer>>,
+        sending: Sending,
         head_tx: oneshot::Sender<Reply>,
         body_tx: mpsc::Sender<io::Result<Bytes>>,
         complete: Arc<AtomicBool>,
     ) {
+        let sending = match sending {
+            Sending::Inline(writer, params, body) => {
+                match write_request(writer, params, body).await {
+                    Ok(writer) => Sending::Sent(writer),
+                    // The read below sees why (the app closed the connection).
+                    Err(_) => Sending::Failed,
+                }
+            }
+            other => other,
+        };
         let mut head_buf = BytesMut::new();
         let mut head_tx = Some(head_tx);
         let mut status = None;
@@ -415,13 +469,13 @@ impl Exchange {
             (None, None) => self.log(Ok(status.unwrap_or(StatusCode::OK)), sent, &end),
         }
         let kept = match end {
-            End::Complete { .. } => take_back(conn, writer).await,
+            End::Complete { .. } => take_back(conn, sending).await,
             End::ClientGone | End::Redirected => {
-                abort(conn, writer).await;
+                abort(conn, sending).await;
                 None
             }
             _ => {
-                writer.abort();
+                sending.abort();
                 None
             }
         };
@@ -458,13 +512,8 @@ impl Exchange {
 }
 
 /// The connection, whole again, if the request was fully sent and ended cleanly.
-async fn take_back(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) -> Option<Conn> {
-    if !writer.is_finished() {
-        // The app ended the request before reading all of FCGI_STDIN.
-        writer.abort();
-        return None;
-    }
-    let writer = writer.await.ok()?.ok()?;
+async fn take_back(conn: HalfConn, sending: Sending) -> Option<Conn> {
+    let writer = sending.finish().await?;
     Some(Conn {
         records: conn.records,
         writer,
@@ -475,8 +524,8 @@ async fn take_back(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) -> Op
 
 /// FCGI_ABORT_REQUEST (§5.4), then the request's records until its END_REQUEST, so the
 /// app can stop cleanly; then the connection is closed.
-async fn abort(conn: HalfConn, writer: JoinHandle<io::Result<Writer>>) {
-    let Some(mut conn) = take_back(conn, writer).await else {
+async fn abort(conn: HalfConn, sending: Sending) {
+    let Some(mut conn) = take_back(conn, sending).await else {
         return;
     };
     let mut out = BytesMut::new();
