@@ -1,11 +1,13 @@
 //! Portico: a CGI gateway and process launcher.
 //!
 //! It takes an HTTP request, finds the program that answers it and hands that program
-//! the request as RFC 3875 meta-variables, the body on stdin, and streams its answer back.
+//! the request as RFC 3875 meta-variables, the body on stdin, and streams its answer back;
+//! or sends the same meta-variables as FastCGI records to a persistent worker.
 //!
 //! # Layout (reading order)
 //!
-//! - [`cli`], [`config`]: command line and TOML merged into one validated `Config`.
+//! - [`cli`], [`config`]: command line and TOML merged into one validated `Config`;
+//!   `config::fastcgi` reads the `[[fastcgi]]` mounts and their `launch` tables.
 //! - [`server`]: accepting connections, hyper, graceful shutdown; [`connection`]: the socket,
 //!   which an NPH script may take over.
 //! - [`gateway`]: the service: route, run, errors to responses, access log.
@@ -16,7 +18,12 @@
 //!   run (stdin, stdout, deadlines, the log line); [`cgi::spawn`] owns the process (pipes,
 //!   group kill, reaping with rusage) and starts it through `exec` (a vfork-style clone);
 //!   `stderr` logs the script's stderr; [`cgi::response`] parses the response head.
-//! - [`fastcgi`]: the FastCGI 1.0 record codec (the client and the launcher come next).
+//! - [`fastcgi`]: the same request as FastCGI 1.0 records: the codec ([`fastcgi::record`],
+//!   [`fastcgi::params`]), one connection ([`fastcgi::conn`]), a mount's endpoints and
+//!   their kept connections ([`fastcgi::pool`]), one request over them ([`fastcgi::client`]).
+//! - [`supervisor`]: the launcher: worker processes on sockets of their own, restarted,
+//!   recycled, scaled and stopped by one task; `supervisor::worker` owns one process.
+//! - [`status`]: the operators' status page.
 //! - [`error`]: the request-path error, its status and whose fault it is.
 
 pub mod body;

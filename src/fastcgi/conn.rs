@@ -112,17 +112,30 @@ pub async fn ask_values(address: &Upstream, timeout: Duration) -> Option<Values>
             encode_pair(&mut query, name.as_bytes(), b"").ok()?;
         }
         let mut out = BytesMut::new();
-        record::encode_record(&mut out, Kind::GetValues, record::NULL_REQUEST_ID, &query);
+        record::encode_management(&mut out, Kind::GetValues, &query);
         conn.writer.write_all(&out).await.ok()?;
-        while let Some(Ok(record)) = conn.records.next().await {
-            if record.is(Kind::GetValuesResult) {
-                return Some(Values::parse(&record.content));
+        // An app answers at once or not at all; a request must not wait long for this.
+        let answer = async {
+            while let Some(Ok(record)) = conn.records.next().await {
+                if record.is(Kind::GetValuesResult) {
+                    return Some(Values::parse(&record.content));
+                }
             }
-        }
-        None
+            None
+        };
+        tokio::time::timeout(ANSWER_TIMEOUT, answer)
+            .await
+            .ok()
+            .flatten()
     };
-    tokio::time::timeout(timeout, asking).await.ok().flatten()
+    tokio::time::timeout(timeout + ANSWER_TIMEOUT, asking)
+        .await
+        .ok()
+        .flatten()
 }
+
+/// How long an application may take to answer FCGI_GET_VALUES.
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {

@@ -178,6 +178,7 @@ impl Pool {
                 // Checked and queued under one lock, so a release in between is not missed;
                 // a newcomer goes first only when nobody is waiting.
                 let mut waiters = lock(&self.waiters);
+                waiters.retain(|w| !w.is_closed());
                 if (woken || waiters.is_empty())
                     && let Some(lease) = self.try_lease(None)
                 {
@@ -190,7 +191,11 @@ impl Pool {
                 }
             }
             self.demand.notify_one();
-            if tokio::time::timeout_at(deadline, rx).await.is_err() {
+            let mut turn = Turn { rx, pool: self };
+            if tokio::time::timeout_at(deadline, &mut turn.rx)
+                .await
+                .is_err()
+            {
                 return Err(Error::Overloaded);
             }
             woken = true;
@@ -278,6 +283,22 @@ impl Pool {
             if waiter.send(()).is_ok() {
                 n -= 1;
             }
+        }
+    }
+}
+
+/// A place in the line. A request that leaves the line after its turn came (its client
+/// went away) passes the turn on, so no free endpoint is left with requests waiting.
+struct Turn<'a> {
+    rx: oneshot::Receiver<()>,
+    pool: &'a Pool,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.rx.close();
+        if self.rx.try_recv().is_ok() {
+            self.pool.wake_one();
         }
     }
 }

@@ -185,9 +185,21 @@ pub fn encode_record(out: &mut BytesMut, kind: Kind, request_id: u16, content: &
 
 /// Appends one record, padded so the next header starts on an 8-byte boundary (§3.3
 /// recommends it; servers such as php-fpm read faster aligned).
+/// Appends a management record (§4) that ends a write: padded by at least one byte, since
+/// libfcgi reads a record's content, then blocks for more input before it looks at a record
+/// that ends exactly there, and would not answer FCGI_GET_VALUES until something follows.
+pub fn encode_management(out: &mut BytesMut, kind: Kind, content: &[u8]) {
+    let padding = 8 - content.len() % 8;
+    encode_padded(out, kind as u8, NULL_REQUEST_ID, content, padding);
+}
+
 fn encode(out: &mut BytesMut, kind: u8, request_id: u16, content: &[u8]) {
-    debug_assert!(content.len() <= MAX_CONTENT_LEN);
-    let padding = (8 - content.len() % 8) % 8;
+    encode_padded(out, kind, request_id, content, (8 - content.len() % 8) % 8);
+}
+
+/// The header, the content and `padding` zero bytes (§3.3 recommends 8-byte alignment).
+fn encode_padded(out: &mut BytesMut, kind: u8, request_id: u16, content: &[u8], padding: usize) {
+    debug_assert!(content.len() <= MAX_CONTENT_LEN && padding <= 255);
     out.reserve(HEADER_LEN + content.len() + padding);
     out.put_u8(VERSION);
     out.put_u8(kind);
@@ -258,6 +270,18 @@ impl Encoder<Record> for RecordCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn management_records_always_carry_padding() {
+        for len in [0, 5, 8, 48] {
+            let mut out = BytesMut::new();
+            encode_management(&mut out, Kind::GetValues, &vec![b'x'; len]);
+            let padding = out[6] as usize;
+            assert!(padding >= 1, "content {len}: padding {padding}");
+            assert_eq!(out.len(), HEADER_LEN + len + padding);
+            assert_eq!((len + padding) % 8, 0);
+        }
+    }
 
     fn decode_all(bytes: &[u8]) -> Result<Vec<Record>, RecordError> {
         let mut src = BytesMut::from(bytes);

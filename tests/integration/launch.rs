@@ -35,7 +35,7 @@ enabled = true
 }
 
 /// `/app/conn`'s answer: (pid, connection serial, request number on the connection).
-fn conn(portico: &Portico) -> (u32, u32, u32) {
+pub fn conn(portico: &Portico) -> (u32, u32, u32) {
     let response = portico.get("/app/conn");
     assert_eq!(
         response.status,
@@ -54,7 +54,8 @@ fn conn(portico: &Portico) -> (u32, u32, u32) {
     (field("pid"), field("conn"), field("request"))
 }
 
-fn status(portico: &Portico) -> Value {
+/// `/portico-status?json`, parsed; `fcgi_examples` and `upstreams` read it too.
+pub fn status(portico: &Portico) -> Value {
     let response = portico.get("/portico-status?json");
     assert_eq!(response.status, 200);
     assert_eq!(response.header("Content-Type"), Some("application/json"));
@@ -386,4 +387,43 @@ fn the_status_page_shows_workers_in_html_and_is_off_by_default() {
         &[],
     );
     assert_eq!(quiet.get("/portico-status").status, 404);
+}
+
+#[test]
+fn clients_that_leave_the_queue_do_not_hold_up_the_next_request() {
+    let fx = Fixture::new();
+    let portico = serve(&fx, "workers = 1", "max_connections = 1");
+    let addr = portico.addr();
+    let slow = thread::spawn(move || crate::http::send(addr, &Request::get("/app/sleep?1")).status);
+    thread::sleep(Duration::from_millis(200));
+    // Queued behind the slow request, then gone.
+    for _ in 0..3 {
+        let mut client = portico.connect();
+        client.send(&Request::get("/app/hello"));
+        thread::sleep(Duration::from_millis(50));
+        client.shutdown();
+    }
+    assert_eq!(slow.join().unwrap(), 200);
+    // Many clients that leave while their requests wait or run: some leave right after
+    // their turn came, which must pass the turn on.
+    for _ in 0..5 {
+        let clients: Vec<_> = (0..20)
+            .map(|_| {
+                let mut client = portico.connect();
+                client.send(&Request::get("/app/hello"));
+                client
+            })
+            .collect();
+        thread::sleep(Duration::from_millis(5));
+        drop(clients);
+    }
+    let started = Instant::now();
+    assert_eq!(portico.get("/app/hello").status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?}: a departed client kept its place in line",
+        started.elapsed()
+    );
+    let page = status(&portico);
+    assert_eq!(page["fastcgi"][0]["waiting"], 0, "{page}");
 }
