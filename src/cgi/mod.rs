@@ -61,8 +61,8 @@ pub enum Outcome {
 
 /// The CGI backend: concurrency limit and the owners of all running scripts.
 pub struct Cgi {
-    limits: Limits,
-    base_env: spawn::BaseEnv,
+    limits: Arc<Limits>,
+    base_env: Arc<spawn::BaseEnv>,
     slots: Arc<Semaphore>,
     /// Fired at the end of a graceful shutdown: every running script is ended.
     kill_all: CancellationToken,
@@ -74,8 +74,8 @@ impl Cgi {
         let base_env = spawn::BaseEnv::new(base_env)?;
         Ok(Cgi {
             slots: Arc::new(Semaphore::new(limits.max_concurrent_scripts)),
-            limits,
-            base_env,
+            limits: Arc::new(limits),
+            base_env: Arc::new(base_env),
             kill_all: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
@@ -96,7 +96,15 @@ impl Cgi {
             return Err(Error::ShuttingDown);
         }
         let (tx, rx) = reply_channel();
-        let run = run::Run::start(job, &self.base_env, &self.limits, self.kill_all.clone())?;
+        let (base_env, limits, kill_all) = (
+            self.base_env.clone(),
+            self.limits.clone(),
+            self.kill_all.clone(),
+        );
+        let run =
+            tokio::task::spawn_blocking(move || run::Run::start(job, &base_env, &limits, kill_all))
+                .await
+                .map_err(|e| Error::Spawn(std::io::Error::other(e)))??;
         self.tasks.spawn(async move {
             run.drive(tx.head, tx.body, tx.complete).await;
             drop(slot);

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +37,10 @@ use crate::error::{Deadline, Error};
 
 /// Portico's request id: one request at a time per connection.
 const REQUEST_ID: u16 = 1;
+
+/// A body up to this size is written before the response is read: it fits in the socket's
+/// buffer, so an app that answers while it reads cannot block on it.
+const INLINE_BODY_BYTES: usize = 16 * 1024;
 
 /// How long an aborted request may take to end before its connection is closed instead.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
@@ -103,17 +107,6 @@ impl FastCgi {
             return Err(Error::ShuttingDown);
         }
         let (tx, rx) = reply_channel();
-        let exchange = Exchange {
-            mount: job.mount,
-            endpoint: lease.endpoint.clone(),
-            read_timeout: job.read_timeout,
-            request_timeout: job.request_timeout,
-            is_head_request: job.method == Method::HEAD,
-            method: job.method,
-            path: job.path,
-            started: job.started,
-            kill_all: self.kill_all.clone(),
-        };
         let Conn {
             records,
             writer,
@@ -123,21 +116,52 @@ impl FastCgi {
         // A body that is already here is written by the exchange itself; one still arriving
         // from the client is written by a task of its own, while the response is read.
         let sending = match job.body {
-            body @ (RequestBody::None | RequestBody::Memory(_)) => {
-                Sending::Inline(writer, job.params, body)
+            body @ RequestBody::None => Sending::Inline(writer, job.params, body),
+            RequestBody::Memory(bytes) if bytes.len() <= INLINE_BODY_BYTES => {
+                Sending::Inline(writer, job.params, RequestBody::Memory(bytes))
             }
             body => Sending::Task(tokio::spawn(write_request(writer, job.params, body))),
         };
-        let half = HalfConn {
-            records,
-            generation,
-            requests: requests + 1,
+        let mut exchange = Exchange {
+            mount: job.mount,
+            endpoint: lease.endpoint.clone(),
+            read_timeout: job.read_timeout,
+            total: job
+                .request_timeout
+                .map(|t| tokio::time::Instant::from_std(job.started) + t),
+            is_head_request: job.method == Method::HEAD,
+            method: job.method,
+            path: job.path,
+            started: job.started,
+            kill_all: self.kill_all.clone(),
+            lease: Some(lease),
+            conn: Some(HalfConn {
+                records,
+                generation,
+                requests: requests + 1,
+            }),
+            sending: Some(sending),
+            head_tx: Some(tx.head),
+            body_tx: Some(tx.body),
+            complete: tx.complete,
+            head_buf: BytesMut::new(),
+            status: None,
+            sent: 0,
+            failed: None,
+            unsent: None,
         };
-        self.tasks.spawn(async move {
-            exchange
-                .run(lease, half, sending, tx.head, tx.body, tx.complete)
-                .await;
-        });
+        match exchange.pump(true).await {
+            Pumped::Ended(end) => exchange.finish(end).await,
+            Pumped::Waiting => {
+                self.tasks.spawn(async move {
+                    let end = match exchange.pump(false).await {
+                        Pumped::Ended(end) => end,
+                        Pumped::Waiting => End::Closed,
+                    };
+                    exchange.finish(end).await;
+                });
+            }
+        }
         Ok(rx.outcome().await)
     }
 
@@ -286,16 +310,37 @@ async fn write_stdin(writer: &mut Writer, out: &mut BytesMut, data: &[u8]) -> io
 }
 
 /// The read side of one request: records until END_REQUEST.
+///
+/// It starts in the request's own future and goes on there while records are ready: a
+/// small response that arrives whole (head, body, END_REQUEST) is answered without a task
+/// or a wake-up of its own. Whatever is still to come after the head is left to a task.
+/// Dropped before the head is out (the client went away), it aborts the request.
 struct Exchange {
     mount: String,
     endpoint: Arc<Endpoint>,
     read_timeout: Duration,
-    request_timeout: Option<Duration>,
+    /// A launched app's `request_timeout`, as a deadline.
+    total: Option<tokio::time::Instant>,
     is_head_request: bool,
     method: Method,
     path: String,
     started: Instant,
     kill_all: CancellationToken,
+    /// Taken by `finish`; still here on drop means the request was cut short.
+    lease: Option<Lease>,
+    conn: Option<HalfConn>,
+    sending: Option<Sending>,
+    head_tx: Option<oneshot::Sender<Reply>>,
+    /// Dropped once the response has ended, so the client's body ends too.
+    body_tx: Option<mpsc::Sender<io::Result<Bytes>>>,
+    complete: Arc<AtomicBool>,
+    head_buf: BytesMut,
+    status: Option<StatusCode>,
+    sent: u64,
+    /// A head that could not be parsed, answered once the exchange ends.
+    failed: Option<Error>,
+    /// A body chunk read while the body channel was full, sent first by the task.
+    unsent: Option<io::Result<Bytes>>,
 }
 
 /// How reading the response ended.
@@ -312,87 +357,104 @@ enum End {
     Broken(record::RecordError),
 }
 
+/// Where `Exchange::pump` stopped.
+enum Pumped {
+    Ended(End),
+    /// The head is out and no record is ready: the rest is for a task.
+    Waiting,
+}
+
 impl Exchange {
-    async fn run(
-        self,
-        mut lease: Lease,
-        mut conn: HalfConn,
-        sending: Sending,
-        head_tx: oneshot::Sender<Reply>,
-        body_tx: mpsc::Sender<io::Result<Bytes>>,
-        complete: Arc<AtomicBool>,
-    ) {
-        let sending = match sending {
-            Sending::Inline(writer, params, body) => {
-                match write_request(writer, params, body).await {
-                    Ok(writer) => Sending::Sent(writer),
-                    // The read below sees why (the app closed the connection).
-                    Err(_) => Sending::Failed,
-                }
+    /// Sends the request if it is all at hand, then reads records until the request ends or,
+    /// with `detach`, until the head is out and nothing more is ready.
+    async fn pump(&mut self, detach: bool) -> Pumped {
+        if let Some(Sending::Inline(..)) = self.sending {
+            let Some(Sending::Inline(writer, params, body)) = self.sending.take() else {
+                unreachable!("matched just above")
+            };
+            let writing =
+                tokio::time::timeout(self.read_timeout, write_request(writer, params, body));
+            self.sending = Some(match writing.await {
+                Ok(Ok(writer)) => Sending::Sent(writer),
+                // The read below sees why (the app closed the connection).
+                Ok(Err(_)) => Sending::Failed,
+                Err(_) => return Pumped::Ended(End::Deadline(Deadline::Head)),
+            });
+        }
+        if let (Some(chunk), Some(body_tx)) = (self.unsent.take(), self.body_tx.as_ref()) {
+            tokio::select! {
+                r = body_tx.send(chunk) => if r.is_err() { return Pumped::Ended(End::ClientGone) },
+                _ = self.kill_all.cancelled() => return Pumped::Ended(End::Shutdown),
             }
-            other => other,
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Pumped::Ended(End::Closed);
         };
-        let mut head_buf = BytesMut::new();
-        let mut head_tx = Some(head_tx);
-        let mut status = None;
-        let mut sent = 0u64;
-        let mut failed = None;
-        let total = self
-            .request_timeout
-            .map(|t| tokio::time::Instant::from_std(self.started) + t);
-        let end = loop {
-            let (mut deadline, mut which) = if head_tx.is_some() {
-                (
-                    tokio::time::Instant::now() + self.read_timeout,
-                    Deadline::Head,
-                )
-            } else {
-                (
-                    tokio::time::Instant::now() + self.read_timeout,
-                    Deadline::Idle,
-                )
-            };
-            if let Some(total) = total.filter(|t| *t < deadline) {
-                (deadline, which) = (total, Deadline::Total);
-            }
-            let client_gone = async {
-                match head_tx.as_mut() {
-                    Some(tx) => tx.closed().await,
-                    None => body_tx.closed().await,
+        loop {
+            let record = if detach && self.head_tx.is_none() {
+                match conn.records.next().now_or_never() {
+                    Some(record) => record,
+                    None => return Pumped::Waiting,
                 }
-            };
-            let record = tokio::select! {
-                record = conn.records.next() => record,
-                _ = sleep_until(deadline) => break End::Deadline(which),
-                _ = client_gone => break End::ClientGone,
-                _ = self.kill_all.cancelled() => break End::Shutdown,
+            } else {
+                let (mut deadline, mut which) = if self.head_tx.is_some() {
+                    (
+                        tokio::time::Instant::now() + self.read_timeout,
+                        Deadline::Head,
+                    )
+                } else {
+                    (
+                        tokio::time::Instant::now() + self.read_timeout,
+                        Deadline::Idle,
+                    )
+                };
+                if let Some(total) = self.total.filter(|t| *t < deadline) {
+                    (deadline, which) = (total, Deadline::Total);
+                }
+                let client_gone = async {
+                    match (self.head_tx.as_mut(), self.body_tx.as_ref()) {
+                        (Some(tx), _) => tx.closed().await,
+                        (None, Some(tx)) => tx.closed().await,
+                        (None, None) => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    record = conn.records.next() => record,
+                    _ = sleep_until(deadline) => return Pumped::Ended(End::Deadline(which)),
+                    _ = client_gone => return Pumped::Ended(End::ClientGone),
+                    _ = self.kill_all.cancelled() => return Pumped::Ended(End::Shutdown),
+                }
             };
             let record = match record {
-                None => break End::Closed,
-                Some(Err(e)) => break End::Broken(e),
+                None => return Pumped::Ended(End::Closed),
+                Some(Err(e)) => return Pumped::Ended(End::Broken(e)),
                 Some(Ok(r)) => r,
             };
-            lease.answered();
+            if let Some(lease) = self.lease.as_mut() {
+                lease.answered();
+            }
             if record.request_id != REQUEST_ID {
                 continue; // §3.3: a management record or not ours
             }
             match Kind::from_u8(record.kind) {
-                Some(Kind::Stdout) if head_tx.is_some() => {
-                    head_buf.extend_from_slice(&record.content);
-                    if let Some(end) = response::find_head_end(&head_buf) {
-                        let raw = head_buf.split_to(end);
-                        let first = head_buf.split().freeze();
-                        let Some(tx) = head_tx.take() else { continue };
+                Some(Kind::Stdout) if self.head_tx.is_some() => {
+                    self.head_buf.extend_from_slice(&record.content);
+                    if let Some(end) = response::find_head_end(&self.head_buf) {
+                        let raw = self.head_buf.split_to(end);
+                        let first = self.head_buf.split().freeze();
+                        let Some(tx) = self.head_tx.take() else {
+                            continue;
+                        };
                         match response::parse(&raw[..raw.len() - 1]) {
                             Ok(head) if head.kind == HeadKind::LocalRedirect => {
-                                status = Some(head.status);
+                                self.status = Some(head.status);
                                 let location = head.location.unwrap_or_default();
                                 let _ = tx.send(Reply::LocalRedirect(location));
-                                break End::Redirected;
+                                return Pumped::Ended(End::Redirected);
                             }
                             Ok(head) => {
-                                status = Some(head.status);
-                                sent += first.len() as u64;
+                                self.status = Some(head.status);
+                                self.sent += first.len() as u64;
                                 let reply = Reply::Head {
                                     head,
                                     raw_head: Bytes::new(),
@@ -400,29 +462,45 @@ impl Exchange {
                                     is_head_request: self.is_head_request,
                                 };
                                 if tx.send(reply).is_err() {
-                                    break End::ClientGone;
+                                    return Pumped::Ended(End::ClientGone);
                                 }
                             }
                             Err(e) => {
-                                failed = Some((tx, Error::Head(e)));
-                                break End::Closed;
+                                self.head_tx = Some(tx);
+                                self.failed = Some(Error::Head(e));
+                                return Pumped::Ended(End::Closed);
                             }
                         }
-                    } else if head_buf.len() > response::MAX_HEAD_BYTES {
-                        if let Some(tx) = head_tx.take() {
-                            failed = Some((tx, Error::Head(response::HeadError::TooLarge)));
-                        }
-                        break End::Closed;
+                    } else if self.head_buf.len() > response::MAX_HEAD_BYTES {
+                        self.failed = Some(Error::Head(response::HeadError::TooLarge));
+                        return Pumped::Ended(End::Closed);
                     }
                 }
                 Some(Kind::Stdout) => {
                     if record.content.is_empty() || self.is_head_request {
                         continue;
                     }
-                    sent += record.content.len() as u64;
+                    self.sent += record.content.len() as u64;
+                    let Some(body_tx) = self.body_tx.as_ref() else {
+                        return Pumped::Ended(End::ClientGone);
+                    };
+                    let chunk = Ok(record.content);
+                    if detach {
+                        // The client reads the body only once this future has returned.
+                        match body_tx.try_send(chunk) {
+                            Ok(()) => continue,
+                            Err(mpsc::error::TrySendError::Closed(_)) => {
+                                return Pumped::Ended(End::ClientGone);
+                            }
+                            Err(mpsc::error::TrySendError::Full(chunk)) => {
+                                self.unsent = Some(chunk);
+                                return Pumped::Waiting;
+                            }
+                        }
+                    }
                     tokio::select! {
-                        r = body_tx.send(Ok(record.content)) => if r.is_err() { break End::ClientGone },
-                        _ = self.kill_all.cancelled() => break End::Shutdown,
+                        r = body_tx.send(chunk) => if r.is_err() { return Pumped::Ended(End::ClientGone) },
+                        _ = self.kill_all.cancelled() => return Pumped::Ended(End::Shutdown),
                     }
                 }
                 Some(Kind::Stderr) => {
@@ -434,40 +512,47 @@ impl Exchange {
                     }
                 }
                 Some(Kind::EndRequest) => match record.end_request() {
-                    Ok((app_status, _)) => break End::Complete { app_status },
-                    Err(e) => break End::Broken(e),
+                    Ok((app_status, _)) => return Pumped::Ended(End::Complete { app_status }),
+                    Err(e) => return Pumped::Ended(End::Broken(e)),
                 },
                 _ => {}
             }
-        };
-        if let End::Complete { .. } = end
-            && head_tx.is_none()
-        {
-            complete.store(true, Ordering::Release);
         }
+    }
+
+    /// Answers the client if the head never went out, writes the log line and gives the
+    /// connection back (kept if the request ended cleanly).
+    async fn finish(mut self, end: End) {
+        if let End::Complete { .. } = end
+            && self.head_tx.is_none()
+        {
+            self.complete.store(true, Ordering::Release);
+        }
+        let Some(lease) = self.lease.take() else {
+            return;
+        };
         if let End::Deadline(Deadline::Total) = end {
             lease.mark_stuck();
         }
-        // Let the client's side go before the connection is tidied up.
-        drop(body_tx);
-        match (head_tx, failed) {
-            (_, Some((tx, error))) => {
-                self.log(Err(&error), 0, &end);
-                let _ = tx.send(Reply::Failed(error));
-            }
-            (Some(tx), None) => {
-                let error = match &end {
+        match (self.head_tx.take(), self.failed.take()) {
+            (Some(tx), failed) => {
+                let error = failed.unwrap_or_else(|| match &end {
                     End::Deadline(d) => Error::Timeout(*d),
                     End::Broken(e) => Error::Protocol(e.clone()),
                     End::ClientGone => Error::ClientGone,
                     End::Shutdown => Error::ShuttingDown,
                     End::Complete { .. } | End::Closed | End::Redirected => Error::NoHead,
-                };
+                });
                 self.log(Err(&error), 0, &end);
                 let _ = tx.send(Reply::Failed(error));
             }
-            (None, None) => self.log(Ok(status.unwrap_or(StatusCode::OK)), sent, &end),
+            (None, _) => self.log(Ok(self.status.unwrap_or(StatusCode::OK)), self.sent, &end),
         }
+        // The client's side ends here; tidying the connection up is not its business.
+        self.body_tx = None;
+        let (Some(conn), Some(sending)) = (self.conn.take(), self.sending.take()) else {
+            return;
+        };
         let kept = match end {
             End::Complete { .. } => take_back(conn, sending).await,
             End::ClientGone | End::Redirected => {
@@ -507,6 +592,43 @@ impl Exchange {
                 target: "portico::access", method = %self.method, path = %self.path, status = error.status().as_u16(),
                 bytes, duration_ms, %upstream, app_status, ended, cause = crate::error::chain(error),
             ),
+        }
+    }
+}
+
+/// An exchange dropped before `finish` lost its client while still in the request's own
+/// future: the request is aborted by a task of its own (§5.4).
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        if self.lease.is_none() {
+            return;
+        }
+        let mut rest = Exchange {
+            mount: std::mem::take(&mut self.mount),
+            endpoint: self.endpoint.clone(),
+            read_timeout: self.read_timeout,
+            total: self.total,
+            is_head_request: self.is_head_request,
+            method: self.method.clone(),
+            path: std::mem::take(&mut self.path),
+            started: self.started,
+            kill_all: self.kill_all.clone(),
+            lease: self.lease.take(),
+            conn: self.conn.take(),
+            sending: self.sending.take(),
+            head_tx: self.head_tx.take(),
+            body_tx: self.body_tx.take(),
+            complete: self.complete.clone(),
+            head_buf: BytesMut::new(),
+            status: self.status,
+            sent: self.sent,
+            failed: None,
+            unsent: None,
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { rest.finish(End::ClientGone).await });
+        } else {
+            rest.lease = None;
         }
     }
 }
