@@ -232,6 +232,7 @@ mod tests {
             script_env: vec![],
             fastcgi: vec![],
             status: None,
+            threads: 1,
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: PathBuf::from("/srv/cgi"),

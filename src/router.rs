@@ -281,6 +281,7 @@ mod tests {
             script_env: vec![],
             fastcgi: vec![],
             status: None,
+            threads: 1,
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: bin,
