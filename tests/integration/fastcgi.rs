@@ -13,11 +13,11 @@ use crate::http::Request;
 
 const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fcgi_app.py");
 
-/// The fixture application on `socket`, killed on drop.
-struct App(Child);
+/// The fixture application on `socket`, killed on drop; `upstreams` runs several.
+pub struct App(Child);
 
 impl App {
-    fn start(socket: &Path) -> App {
+    pub fn start(socket: &Path) -> App {
         let mut child = Command::new(APP)
             .arg("--listen")
             .arg(format!("unix:{}", socket.display()))
@@ -33,6 +33,11 @@ impl App {
             "fcgi_app.py said {line:?}"
         );
         App(child)
+    }
+
+    /// The application's process, which `/conn` names as `pid=`.
+    pub fn pid(&self) -> u32 {
+        self.0.id()
     }
 }
 

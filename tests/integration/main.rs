@@ -17,10 +17,15 @@
 //! - `config`: `portico check`, config files, and flags overriding them.
 //! - `logging`: the access line and script stderr in Portico's log.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
+//! - `fcgi_examples`: the repository's FastCGI hello examples (C, Python, Perl), launched
+//!   and as plain CGI, and the default `conf/portico.toml`.
+//! - `upstreams`: FastCGI upstreams Portico does not run: balancing, failover, kept
+//!   connections, FCGI_GET_VALUES.
 
 mod config;
 mod examples;
 mod fastcgi;
+mod fcgi_examples;
 mod harness;
 mod http;
 mod languages;
@@ -32,3 +37,4 @@ mod responses;
 mod robustness;
 mod scripts;
 mod traversal;
+mod upstreams;
