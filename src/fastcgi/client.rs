@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,9 +25,9 @@ use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::conn::{Conn, Writer};
+use super::conn::{Conn, Records, Writer};
 use super::params::encode_pair;
-use super::pool::{Endpoint, Lease, Pool};
+use super::pool::{Endpoint, Lease, Link, Pool};
 use super::record::{self, Kind, Role};
 use crate::body::RequestBody;
 use crate::cgi::response::{self, Kind as HeadKind};
@@ -107,20 +107,35 @@ impl FastCgi {
             return Err(Error::ShuttingDown);
         }
         let (tx, rx) = reply_channel();
-        let Conn {
-            records,
-            writer,
-            generation,
-            requests,
-        } = conn;
+        let (half, writer) = match conn {
+            Link::Direct(conn) => (
+                HalfConn {
+                    records: Records::Direct(conn.records),
+                    id: REQUEST_ID,
+                    generation: conn.generation,
+                    requests: conn.requests + 1,
+                },
+                conn.writer,
+            ),
+            Link::Shared(ticket, queue, writer) => (
+                HalfConn {
+                    id: ticket.id,
+                    records: Records::Shared(queue, ticket),
+                    generation: 0,
+                    requests: 0,
+                },
+                writer,
+            ),
+        };
+        let id = half.id;
         // A body that is already here is written by the exchange itself; one still arriving
         // from the client is written by a task of its own, while the response is read.
         let sending = match job.body {
-            body @ RequestBody::None => Sending::Inline(writer, job.params, body),
+            body @ RequestBody::None => Sending::Inline(writer, id, job.params, body),
             RequestBody::Memory(bytes) if bytes.len() <= INLINE_BODY_BYTES => {
-                Sending::Inline(writer, job.params, RequestBody::Memory(bytes))
+                Sending::Inline(writer, id, job.params, RequestBody::Memory(bytes))
             }
-            body => Sending::Task(tokio::spawn(write_request(writer, job.params, body))),
+            body => Sending::Task(tokio::spawn(write_request(writer, id, job.params, body))),
         };
         let mut exchange = Exchange {
             mount: job.mount,
@@ -135,11 +150,7 @@ impl FastCgi {
             started: job.started,
             kill_all: self.kill_all.clone(),
             lease: Some(lease),
-            conn: Some(HalfConn {
-                records,
-                generation,
-                requests: requests + 1,
-            }),
+            conn: Some(half),
             sending: Some(sending),
             head_tx: Some(tx.head),
             body_tx: Some(tx.body),
@@ -200,7 +211,7 @@ fn new_pool(mount: &FastcgiMount) -> Pool {
 /// The write half of a connection while a request is being sent.
 enum Sending {
     /// Not written yet: the whole request is at hand.
-    Inline(Writer, Vec<(Vec<u8>, Vec<u8>)>, RequestBody),
+    Inline(Writer, u16, Vec<(Vec<u8>, Vec<u8>)>, RequestBody),
     Sent(Writer),
     Task(JoinHandle<io::Result<Writer>>),
     Failed,
@@ -236,7 +247,9 @@ impl Sending {
 
 /// A connection while its write half is with the writer task.
 struct HalfConn {
-    records: tokio_util::codec::FramedRead<super::conn::Reader, record::RecordCodec>,
+    records: Records,
+    /// The request id: 1 on a connection of its own, one of many on a shared one.
+    id: u16,
     generation: u64,
     requests: u64,
 }
@@ -245,6 +258,7 @@ struct HalfConn {
 /// Gives the write half back when the request is fully sent.
 async fn write_request(
     mut writer: Writer,
+    id: u16,
     params: Vec<(Vec<u8>, Vec<u8>)>,
     body: RequestBody,
 ) -> io::Result<Writer> {
@@ -252,19 +266,19 @@ async fn write_request(
     record::encode_record(
         &mut out,
         Kind::BeginRequest,
-        REQUEST_ID,
+        id,
         &record::begin_request(Role::Responder, true),
     );
     let mut pairs = BytesMut::new();
     for (name, value) in &params {
         encode_pair(&mut pairs, name, value).map_err(io::Error::other)?;
     }
-    record::encode_stream(&mut out, Kind::Params, REQUEST_ID, &pairs);
-    record::encode_stream(&mut out, Kind::Params, REQUEST_ID, &[]);
+    record::encode_stream(&mut out, Kind::Params, id, &pairs);
+    record::encode_stream(&mut out, Kind::Params, id, &[]);
     match body {
         RequestBody::None => {}
         RequestBody::Memory(bytes) if !bytes.is_empty() => {
-            record::encode_stream(&mut out, Kind::Stdin, REQUEST_ID, &bytes);
+            record::encode_stream(&mut out, Kind::Stdin, id, &bytes);
         }
         RequestBody::Memory(_) => {}
         RequestBody::Stream { mut body, .. } => {
@@ -273,7 +287,7 @@ async fn write_request(
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(io::Error::other)?;
                 if let Ok(data) = frame.into_data() {
-                    write_stdin(&mut writer, &mut out, &data).await?;
+                    write_stdin(&mut writer, &mut out, id, &data).await?;
                 }
             }
             out.clear();
@@ -288,24 +302,29 @@ async fn write_request(
                 if n == 0 {
                     break;
                 }
-                write_stdin(&mut writer, &mut out, &chunk[..n]).await?;
+                write_stdin(&mut writer, &mut out, id, &chunk[..n]).await?;
             }
             out.clear();
         }
     }
     // The whole request of a bodiless GET goes out in one write.
-    record::encode_stream(&mut out, Kind::Stdin, REQUEST_ID, &[]);
+    record::encode_stream(&mut out, Kind::Stdin, id, &[]);
     writer.write_all(&out).await?;
     writer.flush().await?;
     Ok(writer)
 }
 
-async fn write_stdin(writer: &mut Writer, out: &mut BytesMut, data: &[u8]) -> io::Result<()> {
+async fn write_stdin(
+    writer: &mut Writer,
+    out: &mut BytesMut,
+    id: u16,
+    data: &[u8],
+) -> io::Result<()> {
     if data.is_empty() {
         return Ok(()); // an empty STDIN record would end the stream
     }
     out.clear();
-    record::encode_stream(out, Kind::Stdin, REQUEST_ID, data);
+    record::encode_stream(out, Kind::Stdin, id, data);
     writer.write_all(out).await
 }
 
@@ -369,11 +388,11 @@ impl Exchange {
     /// with `detach`, until the head is out and nothing more is ready.
     async fn pump(&mut self, detach: bool) -> Pumped {
         if let Some(Sending::Inline(..)) = self.sending {
-            let Some(Sending::Inline(writer, params, body)) = self.sending.take() else {
+            let Some(Sending::Inline(writer, id, params, body)) = self.sending.take() else {
                 unreachable!("matched just above")
             };
             let writing =
-                tokio::time::timeout(self.read_timeout, write_request(writer, params, body));
+                tokio::time::timeout(self.read_timeout, write_request(writer, id, params, body));
             self.sending = Some(match writing.await {
                 Ok(Ok(writer)) => Sending::Sent(writer),
                 // The read below sees why (the app closed the connection).
@@ -433,7 +452,7 @@ impl Exchange {
             if let Some(lease) = self.lease.as_mut() {
                 lease.answered();
             }
-            if record.request_id != REQUEST_ID {
+            if record.request_id != conn.id {
                 continue; // §3.3: a management record or not ours
             }
             match Kind::from_u8(record.kind) {
@@ -636,26 +655,30 @@ impl Drop for Exchange {
 /// The connection, whole again, if the request was fully sent and ended cleanly.
 async fn take_back(conn: HalfConn, sending: Sending) -> Option<Conn> {
     let writer = sending.finish().await?;
-    Some(Conn {
-        records: conn.records,
-        writer,
-        generation: conn.generation,
-        requests: conn.requests,
-    })
+    match conn.records {
+        Records::Direct(records) => Some(Conn {
+            records,
+            writer,
+            generation: conn.generation,
+            requests: conn.requests,
+        }),
+        // The shared connection stays with the endpoint; the request id is free again.
+        Records::Shared(..) => None,
+    }
 }
 
 /// FCGI_ABORT_REQUEST (§5.4), then the request's records until its END_REQUEST, so the
-/// app can stop cleanly; then the connection is closed.
-async fn abort(conn: HalfConn, sending: Sending) {
-    let Some(mut conn) = take_back(conn, sending).await else {
+/// app can stop cleanly; then its own connection is closed (a shared one stays).
+async fn abort(mut conn: HalfConn, sending: Sending) {
+    let Some(mut writer) = sending.finish().await else {
         return;
     };
     let mut out = BytesMut::new();
-    record::encode_record(&mut out, Kind::AbortRequest, REQUEST_ID, &[]);
+    record::encode_record(&mut out, Kind::AbortRequest, conn.id, &[]);
     let ending = async {
-        conn.writer.write_all(&out).await.ok()?;
+        writer.write_all(&out).await.ok()?;
         while let Some(Ok(record)) = conn.records.next().await {
-            if record.request_id == REQUEST_ID && record.is(Kind::EndRequest) {
+            if record.request_id == conn.id && record.is(Kind::EndRequest) {
                 return Some(());
             }
         }

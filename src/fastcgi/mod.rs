@@ -16,10 +16,12 @@
 //! - [`conn`]: one connection: opening, reuse checks, FCGI_GET_VALUES;
 //! - [`pool`]: a mount's endpoints (upstreams or launched workers), balancing, capacity,
 //!   health and the queue of waiting requests;
+//! - [`mux`]: one connection shared by several requests, when the app allows it;
 //! - [`client`]: one request over a pooled connection, full duplex, with abort.
 
 pub mod client;
 pub mod conn;
+pub mod mux;
 pub mod params;
 pub mod pool;
 pub mod record;

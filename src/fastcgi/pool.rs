@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
 
-use super::conn::{Conn, Values};
+use super::conn::{Conn, Values, Writer};
+use super::mux::{MuxConn, Ticket};
 use crate::config::{Balance, Upstream};
 use crate::error::Error;
 
@@ -23,6 +24,8 @@ use crate::error::Error;
 pub struct Endpoint {
     pub address: Upstream,
     state: Mutex<EndpointState>,
+    /// The shared connection of an application that multiplexes (FCGI_MPXS_CONNS=1).
+    shared: tokio::sync::Mutex<Option<Arc<MuxConn>>>,
 }
 
 /// An endpoint's counters and kept connections; `pub` fields are what the status page shows.
@@ -48,6 +51,8 @@ pub struct EndpointState {
     pub stuck: bool,
     /// Requests a launched worker may still take before it is recycled (`max_requests`).
     pub requests_left: Option<u64>,
+    /// The application takes several requests on one connection (FCGI_MPXS_CONNS=1).
+    pub multiplexed: bool,
 }
 
 impl Endpoint {
@@ -69,7 +74,9 @@ impl Endpoint {
                 generation: 0,
                 stuck: false,
                 requests_left: None,
+                multiplexed: false,
             }),
+            shared: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -83,11 +90,22 @@ impl Endpoint {
         state.idle.clear();
         state.generation += 1;
         state.stuck = false;
+        drop(state);
+        self.close_shared();
     }
 
     /// Closes the kept connections (a draining worker then sees its clients leave).
     pub fn close_idle(&self) {
         self.state().idle.clear();
+        self.close_shared();
+    }
+
+    fn close_shared(&self) {
+        if let Ok(mut shared) = self.shared.try_lock()
+            && let Some(mux) = shared.take()
+        {
+            mux.close();
+        }
     }
 
     fn is_down(state: &EndpointState, now: Instant) -> bool {
@@ -287,6 +305,12 @@ impl Pool {
     }
 }
 
+/// What a request is sent on.
+pub enum Link {
+    Direct(Conn),
+    Shared(Ticket, super::mux::Queue, Writer),
+}
+
 /// A place in the line. A request that leaves the line after its turn came (its client
 /// went away) passes the turn on, so no free endpoint is left with requests waiting.
 struct Turn<'a> {
@@ -318,13 +342,33 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// A kept connection if one is still good, else a new one.
-    pub async fn connect(&mut self) -> Result<Conn, Error> {
+    /// A kept connection if one is still good, else a new one; for an application that
+    /// multiplexes, a request id on its shared connection.
+    pub async fn connect(&mut self) -> Result<Link, Error> {
         if self.ask {
             let values =
                 super::conn::ask_values(&self.endpoint.address, self.pool.connect_timeout).await;
             self.learn(values);
         }
+        if self.endpoint.state().multiplexed {
+            let endpoint = self.endpoint.clone();
+            let mut shared = endpoint.shared.lock().await;
+            if let Some(mux) = shared.as_ref().filter(|m| m.is_alive())
+                && let Some((ticket, queue, writer)) = mux.open()
+            {
+                return Ok(Link::Shared(ticket, queue, writer));
+            }
+            let mux = MuxConn::start(self.open().await?);
+            *shared = Some(mux.clone());
+            let (ticket, queue, writer) = mux
+                .open()
+                .ok_or_else(|| Error::Upstream(std::io::ErrorKind::BrokenPipe.into()))?;
+            return Ok(Link::Shared(ticket, queue, writer));
+        }
+        self.open().await.map(Link::Direct)
+    }
+
+    async fn open(&mut self) -> Result<Conn, Error> {
         while let Some(mut conn) = self.conn.take() {
             if conn.is_usable() {
                 return Ok(conn);
@@ -363,9 +407,18 @@ impl Lease {
         let mut state = self.endpoint.state();
         state.asking = false;
         state.capacity_known = true;
-        if let Some(capacity) = values.and_then(|v| v.capacity()) {
-            tracing::debug!(upstream = %self.endpoint.address, capacity, "FCGI_GET_VALUES");
-            state.capacity = capacity;
+        if let Some(values) = values {
+            // Several requests on one connection: FCGI_MAX_REQS bounds them, not the
+            // connection count.
+            state.multiplexed = values.mpxs_conns == Some(true);
+            let capacity = match state.multiplexed {
+                true => values.max_reqs.filter(|&n| n > 0).or(values.capacity()),
+                false => values.capacity(),
+            };
+            tracing::debug!(upstream = %self.endpoint.address, ?values, "FCGI_GET_VALUES");
+            if let Some(capacity) = capacity {
+                state.capacity = capacity;
+            }
         }
         let more = state.capacity.saturating_sub(1);
         drop(state);

@@ -18,7 +18,13 @@ pub struct App(Child);
 
 impl App {
     pub fn start(socket: &Path) -> App {
+        App::start_with(socket, &[])
+    }
+
+    /// With more of the fixture's flags (`--mpxs`).
+    pub fn start_with(socket: &Path, flags: &[&str]) -> App {
         let mut child = Command::new(APP)
+            .args(flags)
             .arg("--listen")
             .arg(format!("unix:{}", socket.display()))
             .stdout(Stdio::piped())

@@ -1,7 +1,8 @@
 //! FastCGI upstreams Portico does not run: balancing over several (round-robin and
 //! least-busy), leaving out one that refuses connections and taking it back after
 //! `fail_timeout_seconds`, a 502 when none is left, kept-open connections, and sizing an
-//! upstream from its FCGI_GET_VALUES answer. The applications are
+//! upstream from its FCGI_GET_VALUES answer, with several requests on one connection when
+//! it says FCGI_MPXS_CONNS=1. The applications are
 //! `tests/fixtures/fcgi_app.py` started with `--listen unix:PATH`; php-fpm is in `php`.
 
 use std::thread;
@@ -232,4 +233,47 @@ fn an_upstream_without_max_connections_is_sized_by_fcgi_get_values() {
     assert_eq!(portico.get("/app/hello").status, 200);
     let page = status(&portico);
     assert_eq!(endpoint(&page, "app.sock")["capacity"], said, "{page}");
+}
+
+#[test]
+fn an_app_that_multiplexes_gets_concurrent_requests_on_one_connection() {
+    let fx = Fixture::new();
+    let _app = App::start_with(&fx.path("m.sock"), &["--mpxs"]);
+    let portico = serve(&fx, &["unix:m.sock"], "");
+    // The first request learns FCGI_MPXS_CONNS=1.
+    assert_eq!(portico.get("/app/hello").status, 200);
+    let addr = portico.addr();
+    let started = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            thread::spawn(move || {
+                let response = crate::http::send(addr, &Request::get("/app/conn?0.5"));
+                assert_eq!(response.status, 200);
+                response.text()
+            })
+        })
+        .collect();
+    let answers: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let elapsed = started.elapsed();
+    let field = |text: &str, name: &str| -> String {
+        text.split_whitespace()
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("no {name} in {text:?}"))
+            .to_owned()
+    };
+    let conns: std::collections::BTreeSet<String> =
+        answers.iter().map(|a| field(a, "conn")).collect();
+    let ids: std::collections::BTreeSet<String> = answers.iter().map(|a| field(a, "id")).collect();
+    assert_eq!(conns.len(), 1, "one shared connection: {answers:?}");
+    assert_eq!(ids.len(), 4, "a request id each: {answers:?}");
+    assert!(
+        elapsed < Duration::from_millis(1500),
+        "served at once, not in turn: {elapsed:?}"
+    );
+    // Ids are reused once their requests end: the connection keeps serving.
+    for _ in 0..10 {
+        assert_eq!(portico.get("/app/hello").status, 200);
+    }
+    let page = status(&portico);
+    assert_eq!(endpoint(&page, "m.sock")["capacity"], 64, "{page}");
 }
