@@ -179,8 +179,12 @@ impl Pool {
         lock(&self.stopped).clone()
     }
 
+    /// Requests waiting for an endpoint now (not those that have left).
     pub fn waiting(&self) -> usize {
-        lock(&self.waiters).len()
+        lock(&self.waiters)
+            .iter()
+            .filter(|w| !w.is_closed())
+            .count()
     }
 
     /// A free endpoint, or a wait in line for one up to `queue_timeout`.
