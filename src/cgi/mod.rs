@@ -64,9 +64,29 @@ pub struct Cgi {
     limits: Arc<Limits>,
     base_env: Arc<spawn::BaseEnv>,
     slots: Arc<Semaphore>,
-    /// Fired at the end of a graceful shutdown: every running script is ended.
-    kill_all: CancellationToken,
-    tasks: TaskTracker,
+    owners: Owners,
+}
+
+/// The tasks that own the requests in flight, and the signal that ends them all at the end
+/// of a graceful shutdown. Shared by CGI and FastCGI.
+#[derive(Default)]
+pub(crate) struct Owners {
+    pub kill_all: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+impl Owners {
+    /// Waits for the requests in flight, without ending them.
+    pub async fn wait_idle(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Ends every request in flight and waits until their owners are done.
+    pub async fn kill_all_and_wait(&self) {
+        self.kill_all.cancel();
+        self.wait_idle().await;
+    }
 }
 
 impl Cgi {
@@ -76,8 +96,7 @@ impl Cgi {
             slots: Arc::new(Semaphore::new(limits.max_concurrent_scripts)),
             limits: Arc::new(limits),
             base_env: Arc::new(base_env),
-            kill_all: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            owners: Owners::default(),
         })
     }
 
@@ -92,20 +111,20 @@ impl Cgi {
             .map_err(|_| Error::Overloaded)?
             .map_err(|_| Error::ShuttingDown)?,
         };
-        if self.kill_all.is_cancelled() {
+        if self.owners.kill_all.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
         let (tx, rx) = reply_channel();
         let (base_env, limits, kill_all) = (
             self.base_env.clone(),
             self.limits.clone(),
-            self.kill_all.clone(),
+            self.owners.kill_all.clone(),
         );
         let run =
             tokio::task::spawn_blocking(move || run::Run::start(job, &base_env, &limits, kill_all))
                 .await
                 .map_err(|e| Error::Spawn(std::io::Error::other(e)))??;
-        self.tasks.spawn(async move {
+        self.owners.tasks.spawn(async move {
             run.drive(tx.head, tx.body, tx.complete).await;
             drop(slot);
         });
@@ -117,17 +136,14 @@ impl Cgi {
         self.limits.max_concurrent_scripts - self.slots.available_permits()
     }
 
-    /// Waits for the requests in flight, without ending them.
+    /// Waits for the scripts running, without ending them.
     pub async fn wait_idle(&self) {
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.owners.wait_idle().await;
     }
 
     /// Ends every running script (TERM, grace, KILL) and waits until all are reaped.
     pub async fn kill_all_and_wait(&self) {
-        self.kill_all.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.owners.kill_all_and_wait().await;
     }
 }
 

@@ -23,7 +23,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::conn::{Conn, Records, Writer};
 use super::params::encode_pair;
@@ -31,7 +30,7 @@ use super::pool::{Endpoint, Lease, Link, Pool};
 use super::record::{self, Kind, Role};
 use crate::body::RequestBody;
 use crate::cgi::response::{self, Kind as HeadKind};
-use crate::cgi::{Outcome, Reply, reply_channel};
+use crate::cgi::{Outcome, Owners, Reply, reply_channel};
 use crate::config::{Config, FastcgiMount};
 use crate::error::{Deadline, Error};
 
@@ -64,8 +63,7 @@ pub struct Job {
 pub struct FastCgi {
     pools: HashMap<String, Arc<Pool>>,
     queue_timeout: Duration,
-    kill_all: CancellationToken,
-    tasks: TaskTracker,
+    owners: Owners,
 }
 
 impl FastCgi {
@@ -78,8 +76,7 @@ impl FastCgi {
         FastCgi {
             pools,
             queue_timeout: config.limits.queue_timeout,
-            kill_all: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            owners: Owners::default(),
         }
     }
 
@@ -103,7 +100,7 @@ impl FastCgi {
                 conn
             }
         };
-        if self.kill_all.is_cancelled() {
+        if self.owners.kill_all.is_cancelled() {
             return Err(Error::ShuttingDown);
         }
         let (tx, rx) = reply_channel();
@@ -148,7 +145,7 @@ impl FastCgi {
             method: job.method,
             path: job.path,
             started: job.started,
-            kill_all: self.kill_all.clone(),
+            kill_all: self.owners.kill_all.clone(),
             lease: Some(lease),
             conn: Some(half),
             sending: Some(sending),
@@ -164,7 +161,7 @@ impl FastCgi {
         match exchange.pump(true).await {
             Pumped::Ended(end) => exchange.finish(end).await,
             Pumped::Waiting => {
-                self.tasks.spawn(async move {
+                self.owners.tasks.spawn(async move {
                     let end = match exchange.pump(false).await {
                         Pumped::Ended(end) => end,
                         Pumped::Waiting => End::Closed,
@@ -178,15 +175,12 @@ impl FastCgi {
 
     /// Waits for the requests in flight, without ending them.
     pub async fn wait_idle(&self) {
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.owners.wait_idle().await;
     }
 
     /// Ends every request in flight and waits for their tasks.
     pub async fn kill_all_and_wait(&self) {
-        self.kill_all.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.owners.kill_all_and_wait().await;
     }
 }
 
