@@ -134,6 +134,8 @@ enum Phase {
     Stopping(Instant),
     /// Killed because a request hung; restarted on exit.
     Killing,
+    /// The app is stopped; nothing runs in this slot any more.
+    Stopped,
 }
 
 struct State {
@@ -253,6 +255,11 @@ impl State {
         let lived = slot.started.elapsed();
         let served = slot.endpoint.state().served - slot.served_before;
         match slot.phase {
+            Phase::Stopping(_) if self.pool.stopped().is_some() => {
+                slot.last_exit = Some(how);
+                slot.phase = Phase::Stopped;
+                return;
+            }
             Phase::Stopping(_) | Phase::Draining(_) => {
                 tracing::info!(mount = %self.mount, slot = slot.id, pid = exit.pid, "worker stopped: {how}");
                 let slot = self.slots.remove(index);
@@ -265,7 +272,7 @@ impl State {
                 slot.phase = Phase::Restarting(Instant::now());
                 return;
             }
-            Phase::Running | Phase::Restarting(_) => {}
+            Phase::Running | Phase::Restarting(_) | Phase::Stopped => {}
         }
         slot.last_exit = Some(how.clone());
         slot.restarts += 1;
@@ -401,11 +408,17 @@ impl State {
     fn stop_app(&mut self, reason: String) {
         tracing::error!(mount = %self.mount, "application stopped: {reason}");
         self.pool.stop(reason);
+        let now = Instant::now();
         for slot in &mut self.slots {
             slot.endpoint.state().accepting = false;
-            if let Phase::Restarting(_) = slot.phase {
-                slot.phase = Phase::Stopping(Instant::now());
-            }
+            slot.phase = match &slot.process {
+                Some(p) => {
+                    p.signal(libc::SIGTERM);
+                    Phase::Stopping(now)
+                }
+                // Waiting to restart: kept for the status page and its last exit.
+                None => Phase::Stopped,
+            };
         }
     }
 
@@ -462,6 +475,7 @@ impl State {
                         Phase::Draining(_) => "draining",
                         Phase::Stopping(_) => "stopping",
                         Phase::Killing => "killing",
+                        Phase::Stopped => "stopped",
                     },
                     requests: state.served - slot.served_before,
                     busy: state.busy,
