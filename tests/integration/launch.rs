@@ -427,3 +427,40 @@ fn clients_that_leave_the_queue_do_not_hold_up_the_next_request() {
     let page = status(&portico);
     assert_eq!(page["fastcgi"][0]["waiting"], 0, "{page}");
 }
+
+/// Portico's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(portico: &Portico) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", portico.pid())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/PID/status")
+}
+
+#[test]
+fn a_large_response_streams_through_with_flat_memory() {
+    let fx = Fixture::new();
+    let portico = serve(&fx, "workers = 1", "");
+    assert_eq!(portico.get("/app/hello").status, 200);
+    let before = peak_rss_kib(&portico);
+    let size: u64 = 256 << 20;
+    let mut connection = portico.connect();
+    connection.set_read_timeout(Duration::from_secs(30));
+    connection.send(&Request::get(&format!("/app/big?{size}")));
+    let head = connection.read_head().unwrap();
+    assert_eq!(head.status, 200);
+    let mut received = 0u64;
+    let complete = connection
+        .read_body_with(head.framing("GET"), &mut |bytes| {
+            received += bytes.len() as u64
+        })
+        .unwrap();
+    assert!(complete);
+    assert_eq!(received, size);
+    let growth = peak_rss_kib(&portico).saturating_sub(before);
+    assert!(
+        growth < 32 << 10,
+        "peak RSS grew by {growth} KiB while streaming {size} bytes"
+    );
+}
