@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve HTTP, running scripts per the config (default `conf/portico.toml`).
     Serve(Box<ServeArgs>),
+    /// Measure requests/s, latency and CPU per request of URL paths: the in-process
+    /// Portico of a config, or any server at --url.
+    Bench(BenchArgs),
     /// Validate a config file and exit (0 valid, 2 invalid).
     Check {
         #[arg(long, value_name = "FILE")]
@@ -73,4 +76,39 @@ pub struct ServeArgs {
     /// Log filter (`info`, `debug`, `portico=trace`...); RUST_LOG works too.
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+}
+
+/// Flags of `bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Log filter for the in-process Portico (default `warn`: no access lines).
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<String>,
+    /// Config of the in-process Portico (default `conf/portico.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Load a running server instead (Portico or any other): http://HOST:PORT.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Connections kept open at once.
+    #[arg(short = 'c', long, default_value_t = 8)]
+    pub connections: usize,
+    /// Threads of the load generator.
+    #[arg(short = 't', long, default_value_t = 1)]
+    pub threads: usize,
+    /// Seconds of load per target.
+    #[arg(short = 'd', long = "duration-seconds", default_value_t = 5.0)]
+    pub duration: f64,
+    /// Seconds of load per target before measuring.
+    #[arg(long = "warmup-seconds", default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Stop each target after this many requests instead of after the duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// URL paths to load, e.g. /cgi-bin/hello.sh /fcgi/hello. Default: the hello examples of
+    /// the default config, as CGI in each language and as a launched FastCGI pool.
+    pub targets: Vec<String>,
 }

@@ -25,6 +25,21 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => serve(*args),
+        Command::Bench(args) => {
+            init_logging(Some(args.log_level.as_deref().unwrap_or("warn")));
+            match portico::bench::run(&args) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(portico::bench::BenchError::Config(error)) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -73,6 +73,13 @@ pub struct Process {
     pub stderr: Option<ChildStderr>,
 }
 
+/// Scripts started since Portico started (for `portico bench`'s spawns per second).
+static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+pub fn spawned() -> u64 {
+    SPAWNED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 impl Process {
     /// Starts `argv` in `cwd` with exactly `env`, in a process group of its own.
     /// `argv[0]` is an absolute path: no PATH search happens here.
@@ -120,6 +127,7 @@ impl Process {
                 stderr_write.as_raw_fd(),
             ],
         })?;
+        SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The child's ends close here, so EOF on stdout means the script (and its
         // children) closed theirs.
         drop((child_stdin, stdout_write, stderr_write));

@@ -16,12 +16,14 @@
 //! - `traversal`: path resolution and every way of trying to leave the mount.
 //! - `config`: `portico check`, config files, and flags overriding them.
 //! - `logging`: the access line and script stderr in Portico's log.
+//! - `bench`: `portico bench` end to end, in-process and by URL.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
 //! - `fcgi_examples`: the repository's FastCGI hello examples (C, Python, Perl), launched
 //!   and as plain CGI, and the default `conf/portico.toml`.
 //! - `upstreams`: FastCGI upstreams Portico does not run: balancing, failover, kept
 //!   connections, FCGI_GET_VALUES.
 
+mod bench;
 mod config;
 mod examples;
 mod fastcgi;

@@ -1,0 +1,408 @@
+//! The load generator behind `portico bench`: closed-loop HTTP/1.1 with keep-alive, a fixed
+//! number of connections spread over threads of their own (each a current-thread runtime,
+//! as wrk runs one event loop per thread), for a fixed time or request count.
+//!
+//! Each connection sends a request, reads the whole response (Content-Length, chunked or
+//! until close), records the latency and sends the next. Latencies go to an HDR histogram
+//! per connection, merged at the end.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use hdrhistogram::Histogram;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A response slower than this counts as a timeout and its connection is opened again.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Latencies are recorded in microseconds up to this (an hour).
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// What to load and how hard.
+#[derive(Debug, Clone)]
+pub struct Load {
+    pub addr: SocketAddr,
+    /// The request-target and Host, as sent.
+    pub path: String,
+    pub host: String,
+    pub connections: usize,
+    pub threads: usize,
+    pub duration: Duration,
+    /// Stop after this many requests in all instead of after `duration`.
+    pub requests: Option<u64>,
+}
+
+/// Failures by kind, as wrk counts them, plus answers that were not 2xx or 3xx.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Errors {
+    pub connect: u64,
+    pub read: u64,
+    pub write: u64,
+    pub timeout: u64,
+    /// Responses Portico could not parse as HTTP/1.1.
+    pub parse: u64,
+    /// Complete responses with a status of 400 or more.
+    pub status: u64,
+}
+
+impl Errors {
+    pub fn total(&self) -> u64 {
+        self.connect + self.read + self.write + self.timeout + self.parse + self.status
+    }
+
+    fn add(&mut self, other: &Errors) {
+        self.connect += other.connect;
+        self.read += other.read;
+        self.write += other.write;
+        self.timeout += other.timeout;
+        self.parse += other.parse;
+        self.status += other.status;
+    }
+}
+
+/// What a load run measured.
+pub struct Outcome {
+    /// Complete responses (any status).
+    pub requests: u64,
+    pub errors: Errors,
+    pub statuses: BTreeMap<u16, u64>,
+    /// Response bytes read, heads included.
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// Latency of each complete response, in microseconds.
+    pub latency: Histogram<u64>,
+    /// CPU time the load generator's own threads used.
+    pub cpu: Duration,
+}
+
+/// Runs the load and returns once every connection has stopped.
+pub fn run(load: &Load) -> io::Result<Outcome> {
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: portico-bench\r\n\r\n",
+        load.path, load.host
+    );
+    let request: Arc<[u8]> = request.into_bytes().into();
+    let threads = load.threads.clamp(1, load.connections.max(1));
+    let budget = load.requests.map(|n| Arc::new(AtomicU64::new(n)));
+    let started = Instant::now();
+    let deadline = started + load.duration;
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            // Connections are dealt out like cards: thread t gets t, t + threads, ...
+            let connections = (t..load.connections).step_by(threads).count();
+            let (request, budget, addr) = (request.clone(), budget.clone(), load.addr);
+            std::thread::Builder::new()
+                .name(format!("bench-{t}"))
+                .spawn(move || -> io::Result<(Vec<Tally>, Duration)> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    let tallies = runtime.block_on(async {
+                        let tasks: Vec<_> = (0..connections)
+                            .map(|_| {
+                                let (request, budget) = (request.clone(), budget.clone());
+                                tokio::spawn(connection(addr, request, deadline, budget))
+                            })
+                            .collect();
+                        let mut tallies = Vec::new();
+                        for task in tasks {
+                            if let Ok(tally) = task.await {
+                                tallies.push(tally);
+                            }
+                        }
+                        tallies
+                    });
+                    Ok((tallies, thread_cpu()))
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut outcome = Outcome {
+        requests: 0,
+        errors: Errors::default(),
+        statuses: BTreeMap::new(),
+        bytes: 0,
+        elapsed: Duration::ZERO,
+        latency: histogram(),
+        cpu: Duration::ZERO,
+    };
+    for handle in handles {
+        let (tallies, cpu) = handle
+            .join()
+            .map_err(|_| io::Error::other("a load thread panicked"))??;
+        outcome.cpu += cpu;
+        for tally in tallies {
+            outcome.requests += tally.requests;
+            outcome.bytes += tally.bytes;
+            outcome.errors.add(&tally.errors);
+            for (status, n) in tally.statuses {
+                *outcome.statuses.entry(status).or_default() += n;
+            }
+            let _ = outcome.latency.add(&tally.latency);
+        }
+    }
+    outcome.elapsed = started.elapsed();
+    Ok(outcome)
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("valid histogram bounds")
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// One connection's counts.
+struct Tally {
+    requests: u64,
+    bytes: u64,
+    errors: Errors,
+    statuses: BTreeMap<u16, u64>,
+    latency: Histogram<u64>,
+}
+
+/// Requests one after another on a kept connection, reconnecting after an error or a
+/// `Connection: close`, until the deadline or the shared request budget runs out.
+async fn connection(
+    addr: SocketAddr,
+    request: Arc<[u8]>,
+    deadline: Instant,
+    budget: Option<Arc<AtomicU64>>,
+) -> Tally {
+    let mut tally = Tally {
+        requests: 0,
+        bytes: 0,
+        errors: Errors::default(),
+        statuses: BTreeMap::new(),
+        latency: histogram(),
+    };
+    let mut stream: Option<TcpStream> = None;
+    let mut buf = BytesMut::with_capacity(16 * 1024);
+    loop {
+        if Instant::now() >= deadline {
+            break;
+        }
+        if let Some(budget) = &budget
+            && budget
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_err()
+        {
+            break;
+        }
+        let socket = match stream.as_mut() {
+            Some(socket) => socket,
+            None => match TcpStream::connect(addr).await {
+                Ok(socket) => {
+                    let _ = socket.set_nodelay(true);
+                    buf.clear();
+                    stream.insert(socket)
+                }
+                Err(_) => {
+                    tally.errors.connect += 1;
+                    // A refused connect returns at once; do not spin on it.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        let sent = Instant::now();
+        let exchange = tokio::time::timeout(REQUEST_TIMEOUT, async {
+            if socket.write_all(&request).await.is_err() {
+                return Err(Failure::Write);
+            }
+            read_response(socket, &mut buf).await
+        });
+        match exchange.await {
+            Ok(Ok(response)) => {
+                let micros = sent.elapsed().as_micros() as u64;
+                let _ = tally.latency.record(micros.clamp(1, MAX_LATENCY_US));
+                tally.requests += 1;
+                tally.bytes += response.bytes;
+                *tally.statuses.entry(response.status).or_default() += 1;
+                if response.status >= 400 {
+                    tally.errors.status += 1;
+                }
+                if !response.keep_alive {
+                    stream = None;
+                }
+            }
+            Ok(Err(failure)) => {
+                match failure {
+                    Failure::Write => tally.errors.write += 1,
+                    Failure::Read => tally.errors.read += 1,
+                    Failure::Parse => tally.errors.parse += 1,
+                }
+                stream = None;
+            }
+            Err(_) => {
+                tally.errors.timeout += 1;
+                stream = None;
+            }
+        }
+    }
+    tally
+}
+
+enum Failure {
+    Write,
+    Read,
+    Parse,
+}
+
+struct Response {
+    status: u16,
+    bytes: u64,
+    keep_alive: bool,
+}
+
+/// Reads one response: the head, then the body by its framing (RFC 9112 §6.3).
+async fn read_response(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<Response, Failure> {
+    let (status, head_len, framing, keep_alive) = loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Response::new(&mut headers);
+        match parsed.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let status = parsed.code.unwrap_or(0);
+                let mut framing = Framing::UntilClose;
+                let mut keep_alive = parsed.version == Some(1);
+                for h in parsed.headers.iter() {
+                    if h.name.eq_ignore_ascii_case("content-length") {
+                        let n = std::str::from_utf8(h.value)
+                            .ok()
+                            .and_then(|v| v.trim().parse().ok())
+                            .ok_or(Failure::Parse)?;
+                        framing = Framing::Length(n);
+                    } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+                        && h.value.eq_ignore_ascii_case(b"chunked")
+                    {
+                        framing = Framing::Chunked;
+                    } else if h.name.eq_ignore_ascii_case("connection") {
+                        keep_alive = !h.value.eq_ignore_ascii_case(b"close");
+                    }
+                }
+                // No body for these whatever the headers say (RFC 9112 §6.3).
+                if status == 204 || status == 304 || (100..200).contains(&status) {
+                    framing = Framing::Length(0);
+                }
+                break (status, len, framing, keep_alive);
+            }
+            Ok(httparse::Status::Partial) => fill(socket, buf).await?,
+            Err(_) => return Err(Failure::Parse),
+        }
+    };
+    buf.advance(head_len);
+    let mut bytes = head_len as u64;
+    match framing {
+        Framing::Length(mut left) => {
+            while left > 0 {
+                if buf.is_empty() {
+                    fill(socket, buf).await?;
+                }
+                let n = (buf.len() as u64).min(left);
+                buf.advance(n as usize);
+                left -= n;
+                bytes += n;
+            }
+        }
+        Framing::Chunked => bytes += read_chunked(socket, buf).await?,
+        Framing::UntilClose => {
+            bytes += buf.len() as u64;
+            buf.clear();
+            loop {
+                match socket.read_buf(buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        bytes += n as u64;
+                        buf.clear();
+                    }
+                    Err(_) => return Err(Failure::Read),
+                }
+            }
+            return Ok(Response {
+                status,
+                bytes,
+                keep_alive: false,
+            });
+        }
+    }
+    Ok(Response {
+        status,
+        bytes,
+        keep_alive,
+    })
+}
+
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// A chunked body (RFC 9112 §7.1): size lines, data, and the trailer section.
+async fn read_chunked(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<u64, Failure> {
+    let mut bytes = 0u64;
+    loop {
+        let line = read_line(socket, buf).await?;
+        bytes += line.len() as u64 + 2;
+        let size = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| u64::from_str_radix(l.split(';').next()?.trim(), 16).ok())
+            .ok_or(Failure::Parse)?;
+        if size == 0 {
+            // Trailer fields, up to the empty line.
+            loop {
+                let line = read_line(socket, buf).await?;
+                bytes += line.len() as u64 + 2;
+                if line.is_empty() {
+                    return Ok(bytes);
+                }
+            }
+        }
+        let mut left = size + 2; // the data and its CRLF
+        while left > 0 {
+            if buf.is_empty() {
+                fill(socket, buf).await?;
+            }
+            let n = (buf.len() as u64).min(left);
+            buf.advance(n as usize);
+            left -= n;
+        }
+        bytes += size + 2;
+    }
+}
+
+async fn read_line(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<Vec<u8>, Failure> {
+    loop {
+        if let Some(end) = buf.windows(2).position(|w| w == b"\r\n") {
+            let line = buf.split_to(end).to_vec();
+            buf.advance(2);
+            return Ok(line);
+        }
+        if buf.len() > 64 * 1024 {
+            return Err(Failure::Parse);
+        }
+        fill(socket, buf).await?;
+    }
+}
+
+async fn fill(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<(), Failure> {
+    buf.reserve(16 * 1024);
+    match socket.read_buf(buf).await {
+        Ok(0) | Err(_) => Err(Failure::Read),
+        Ok(_) => Ok(()),
+    }
+}

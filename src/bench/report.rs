@@ -1,0 +1,171 @@
+//! What `portico bench` prints and writes: one row per target (throughput, latency
+//! percentiles, errors, CPU per request, spawns), ratios to the first target, as a table
+//! for people and JSON for machines.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::load::{Errors, Outcome};
+
+/// An error share above this makes the run's numbers untrustworthy.
+pub const MAX_ERROR_SHARE: f64 = 0.01;
+
+#[derive(Serialize)]
+pub struct Report {
+    pub portico_version: &'static str,
+    /// Unix time the run started.
+    pub started_unix: u64,
+    pub nproc: usize,
+    /// In-process Portico with this config, or the server at this URL.
+    pub server: String,
+    pub connections: usize,
+    pub threads: usize,
+    pub duration_seconds: f64,
+    pub targets: Vec<TargetReport>,
+}
+
+#[derive(Serialize)]
+pub struct TargetReport {
+    pub target: String,
+    pub requests: u64,
+    pub requests_per_second: f64,
+    /// This target's requests/s over the first target's.
+    pub ratio_to_first: Option<f64>,
+    pub latency_ms: Latency,
+    pub errors: Errors,
+    pub error_share: f64,
+    pub statuses: std::collections::BTreeMap<u16, u64>,
+    pub bytes: u64,
+    /// Portico's own CPU per request (in-process only), in ms.
+    pub gateway_cpu_ms_per_request: Option<f64>,
+    /// CPU of the scripts and workers Portico ran, per request, in ms.
+    pub scripts_cpu_ms_per_request: Option<f64>,
+    /// CGI scripts started per second.
+    pub spawns_per_second: Option<f64>,
+    /// The load generator's own CPU per request, in ms.
+    pub load_cpu_ms_per_request: f64,
+    /// Peak resident memory of the Portico process, in KiB (in-process only).
+    pub peak_rss_kib: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct Latency {
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p99_9: f64,
+    pub max: f64,
+}
+
+/// CPU and spawn figures measured around a run (None where they cannot be known).
+pub struct Costs {
+    pub gateway_cpu_seconds: Option<f64>,
+    pub scripts_cpu_seconds: Option<f64>,
+    pub spawns: Option<u64>,
+    pub peak_rss_kib: Option<u64>,
+}
+
+impl TargetReport {
+    pub fn new(target: &str, outcome: &Outcome, costs: &Costs) -> TargetReport {
+        let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
+        let per_request = |cpu: f64| cpu * 1000.0 / outcome.requests.max(1) as f64;
+        let ms = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
+        let attempts = outcome.requests + outcome.errors.total() - outcome.errors.status;
+        TargetReport {
+            target: target.to_owned(),
+            requests: outcome.requests,
+            requests_per_second: outcome.requests as f64 / seconds,
+            ratio_to_first: None,
+            latency_ms: Latency {
+                mean: outcome.latency.mean() / 1000.0,
+                p50: ms(0.5),
+                p90: ms(0.9),
+                p99: ms(0.99),
+                p99_9: ms(0.999),
+                max: outcome.latency.max() as f64 / 1000.0,
+            },
+            error_share: outcome.errors.total() as f64 / attempts.max(1) as f64,
+            errors: outcome.errors.clone(),
+            statuses: outcome.statuses.clone(),
+            bytes: outcome.bytes,
+            gateway_cpu_ms_per_request: costs.gateway_cpu_seconds.map(per_request),
+            scripts_cpu_ms_per_request: costs.scripts_cpu_seconds.map(per_request),
+            spawns_per_second: costs.spawns.map(|n| n as f64 / seconds),
+            load_cpu_ms_per_request: per_request(outcome.cpu.as_secs_f64()),
+            peak_rss_kib: costs.peak_rss_kib,
+        }
+    }
+}
+
+impl Report {
+    pub fn fill_ratios(&mut self) {
+        let Some(first) = self.targets.first().map(|t| t.requests_per_second) else {
+            return;
+        };
+        for target in &mut self.targets {
+            target.ratio_to_first = (first > 0.0).then(|| target.requests_per_second / first);
+        }
+    }
+
+    /// The terminal table.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{} connections, {} load threads, {:.0} s per target, nproc {}; server: {}",
+            self.connections, self.threads, self.duration_seconds, self.nproc, self.server
+        );
+        let _ = writeln!(
+            out,
+            "{:<24} {:>10} {:>7} {:>8} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9} {:>8}",
+            "target",
+            "req/s",
+            "ratio",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "errors",
+            "gw cpu ms",
+            "app cpu ms",
+            "spawns/s"
+        );
+        let opt =
+            |v: Option<f64>, digits: usize| v.map_or("-".to_owned(), |v| format!("{v:.digits$}"));
+        for t in &self.targets {
+            let _ = writeln!(
+                out,
+                "{:<24} {:>10.0} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>9} {:>9} {:>8}",
+                t.target,
+                t.requests_per_second,
+                opt(t.ratio_to_first, 2),
+                t.latency_ms.p50,
+                t.latency_ms.p99,
+                t.latency_ms.p99_9,
+                t.latency_ms.max,
+                t.errors.total(),
+                opt(t.gateway_cpu_ms_per_request, 3),
+                opt(t.scripts_cpu_ms_per_request, 3),
+                opt(t.spawns_per_second, 0),
+            );
+        }
+        for t in &self.targets {
+            if t.error_share > MAX_ERROR_SHARE {
+                let _ = writeln!(
+                    out,
+                    "WARNING: {} failed {:.1}% of its requests ({:?}); its numbers do not measure a working server",
+                    t.target,
+                    t.error_share * 100.0,
+                    t.errors
+                );
+            }
+        }
+        out
+    }
+
+    pub fn has_errors(&self) -> bool {
+        self.targets.iter().any(|t| t.error_share > MAX_ERROR_SHARE)
+    }
+}

@@ -1,0 +1,168 @@
+//! `portico bench`: end to end for a short time, against the in-process Portico of a config
+//! and against a running server by URL. Asserts on structure and sanity, never on speed.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::harness::{Fixture, PORTICO};
+
+const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fcgi_app.py");
+
+fn config(fx: &Fixture) -> std::path::PathBuf {
+    fx.script(
+        "hello",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhello\\n'\n",
+    );
+    fx.config(&format!(
+        r#"
+[[cgi]]
+mount = "/cgi-bin"
+dir = "cgi-bin"
+
+[[fastcgi]]
+mount = "/app"
+launch = {{ command = ["{APP}"], workers = 1 }}
+"#
+    ))
+}
+
+fn bench(args: &[&str]) -> (std::process::Output, String) {
+    let output = Command::new(PORTICO)
+        .arg("bench")
+        .args([
+            "--duration-seconds",
+            "0.5",
+            "--warmup-seconds",
+            "0.2",
+            "-c",
+            "4",
+        ])
+        .args(args)
+        .output()
+        .expect("portico bench runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output, text)
+}
+
+#[test]
+fn bench_measures_cgi_and_fastcgi_targets_and_writes_json() {
+    let fx = Fixture::new();
+    let config = config(&fx);
+    let json = fx.path("report.json");
+    let (output, text) = bench(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "/cgi-bin/hello",
+        "/app/hello",
+    ]);
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("req/s") && text.contains("/app/hello"),
+        "{text}"
+    );
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["connections"], 4);
+    let targets = report["targets"].as_array().unwrap();
+    assert_eq!(targets.len(), 2, "{report}");
+    for t in targets {
+        assert!(t["requests"].as_u64().unwrap() > 0, "{t}");
+        assert_eq!(t["error_share"], 0.0, "{t}");
+        assert_eq!(t["statuses"]["200"], t["requests"], "{t}");
+        let l = &t["latency_ms"];
+        let (p50, p99, max) = (
+            l["p50"].as_f64().unwrap(),
+            l["p99"].as_f64().unwrap(),
+            l["max"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{l}");
+        assert!(
+            t["gateway_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+            "{t}"
+        );
+        assert!(t["peak_rss_kib"].as_u64().unwrap() > 0, "{t}");
+    }
+    let (cgi, fastcgi) = (&targets[0], &targets[1]);
+    assert_eq!(cgi["ratio_to_first"], 1.0);
+    // Every CGI request spawned a script; FastCGI requests spawn nothing.
+    let spawn_share =
+        cgi["spawns_per_second"].as_f64().unwrap() / cgi["requests_per_second"].as_f64().unwrap();
+    assert!((0.9..1.3).contains(&spawn_share), "{cgi}");
+    assert_eq!(fastcgi["spawns_per_second"], 0.0, "{fastcgi}");
+    assert!(
+        cgi["scripts_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
+        "{cgi}"
+    );
+}
+
+#[test]
+fn a_target_that_does_not_answer_is_refused_before_any_load() {
+    let fx = Fixture::new();
+    let config = config(&fx);
+    let (output, text) = bench(&["--config", config.to_str().unwrap(), "/cgi-bin/missing"]);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("/cgi-bin/missing does not answer: status 404"),
+        "{text}"
+    );
+    assert!(!text.contains("req/s"), "{text}");
+}
+
+#[test]
+fn bench_loads_a_running_server_by_url() {
+    let fx = Fixture::new();
+    fx.script(
+        "hello",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\n\\nhello\\n'\n",
+    );
+    let portico = fx.serve(&[]);
+    let url = format!("http://{}", portico.addr());
+    let output = Command::new(PORTICO)
+        .args([
+            "bench",
+            "--url",
+            &url,
+            "--requests",
+            "50",
+            "--warmup-seconds",
+            "0",
+        ])
+        .args(["-c", "4", "/cgi-bin/hello"])
+        .output()
+        .expect("portico bench runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("/cgi-bin/hello"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // Portico's own CPU is unknown from outside: shown as "-".
+    assert!(row.split_whitespace().any(|f| f == "-"), "{row}");
+    // The sanity request, then exactly the 50 asked for.
+    let served = || {
+        portico
+            .log()
+            .matches("path=/cgi-bin/hello status=200")
+            .count()
+    };
+    assert!(
+        crate::harness::wait_until(std::time::Duration::from_secs(5), || served() == 51),
+        "served {}",
+        served()
+    );
+}
+
+#[test]
+fn a_bad_config_is_refused_like_serve_refuses_it() {
+    let fx = Fixture::new();
+    let config = fx.config("[[cgi]]\nmount = \"/c\"\ndir = \"nowhere\"\n");
+    let (output, text) = bench(&["--config", config.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("cgi[0].dir"), "{text}");
+}
