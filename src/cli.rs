@@ -105,10 +105,17 @@ pub struct BenchArgs {
     /// Stop each target after this many requests instead of after the duration.
     #[arg(long)]
     pub requests: Option<u64>,
+    /// Load the whole set of targets this many times, in turn (A B A B), so drift shows.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// URL paths to load, e.g. /cgi-bin/hello.sh /fcgi/hello. Default: the hello examples of
-    /// the default config, as CGI in each language and as a launched FastCGI pool.
+    /// Also write an HTML page with charts (throughput, latency, CPU split) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// URL paths to load, e.g. /cgi-bin/hello.sh /fcgi/hello, or `cgi:NAME` (NAME under the
+    /// first CGI mount) and `fcgi:NAME` (the FastCGI mount named NAME). Default: the hello
+    /// examples of the default config, as CGI in each language and as a launched FastCGI pool.
     pub targets: Vec<String>,
 }

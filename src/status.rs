@@ -180,7 +180,8 @@ fn html(status: &Status) -> String {
     out
 }
 
-fn escape(text: &str) -> String {
+/// Text made safe for HTML (also used by `portico bench --html`).
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

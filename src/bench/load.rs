@@ -80,6 +80,21 @@ pub struct Outcome {
     pub cpu: Duration,
 }
 
+impl Outcome {
+    /// Adds another run of the same target (rounds).
+    pub fn merge(&mut self, other: &Outcome) {
+        self.requests += other.requests;
+        self.errors.add(&other.errors);
+        for (status, n) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += n;
+        }
+        self.bytes += other.bytes;
+        self.elapsed += other.elapsed;
+        let _ = self.latency.add(&other.latency);
+        self.cpu += other.cpu;
+    }
+}
+
 /// Runs the load and returns once every connection has stopped.
 pub fn run(load: &Load) -> io::Result<Outcome> {
     let request = format!(

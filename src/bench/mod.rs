@@ -9,6 +9,7 @@
 //! threads; the scripts' share is what reaped children used (getrusage RUSAGE_CHILDREN)
 //! plus what live children (launched workers) used, read from /proc.
 
+mod html;
 pub mod load;
 pub mod report;
 
@@ -70,54 +71,146 @@ pub fn run(args: &BenchArgs) -> Result<bool, BenchError> {
         connections: args.connections.max(1),
         threads: args.threads.max(1),
         duration_seconds: args.duration,
+        rounds: args.rounds.max(1),
         targets: Vec::new(),
+        ratios: Vec::new(),
     };
     let (addr, host) = server.addr();
+    let rounds = args.rounds.max(1);
+    let duration = Duration::from_secs_f64(args.duration.max(0.1));
+    // Sanity before speed: one request per target, which must succeed.
+    let mut runs: Vec<Run> = Vec::new();
     for target in &targets {
+        let path = server.expand(target);
         let load = Load {
             addr,
-            path: target.clone(),
+            path: path.clone(),
             host: host.clone(),
             connections: args.connections.max(1),
             threads: args.threads.max(1),
-            duration: Duration::from_secs_f64(args.duration.max(0.1)),
+            duration,
             requests: args.requests,
         };
-        // Sanity before speed: one request, which must succeed.
-        if let Err(why) = check(&load) {
-            if explicit {
-                return Err(BenchError::Target(target.clone(), why));
-            }
-            eprintln!("skipping {target}: {why}");
-            continue;
+        match check(&load) {
+            Ok(()) => runs.push(Run {
+                mode: server.mode(&path),
+                load,
+                outcome: None,
+                costs: None,
+                rounds: Vec::new(),
+            }),
+            Err(why) if explicit => return Err(BenchError::Target(target.clone(), why)),
+            Err(why) => eprintln!("skipping {target}: {why}"),
         }
-        eprintln!("loading {target} ...");
-        if args.warmup > 0.0 {
-            load::run(&Load {
-                duration: Duration::from_secs_f64(args.warmup),
-                requests: None,
-                ..load.clone()
-            })?;
-        }
-        let before = server.costs_now();
-        let outcome = load::run(&load)?;
-        let after = server.costs_now();
-        let costs = before.delta(&after, outcome.cpu);
-        report
-            .targets
-            .push(TargetReport::new(target, &outcome, &costs));
     }
-    server.stop();
-    if report.targets.is_empty() {
+    if runs.is_empty() {
+        server.stop();
         return Err(BenchError::NoTarget);
     }
+    for round in 0..rounds {
+        for run in &mut runs {
+            if round == 0 && args.warmup > 0.0 {
+                load::run(&Load {
+                    duration: Duration::from_secs_f64(args.warmup),
+                    requests: None,
+                    ..run.load.clone()
+                })?;
+            }
+            let progress = Progress::start(&run.load.path, round, rounds, duration);
+            let before = server.costs_now();
+            let outcome = load::run(&run.load)?;
+            let costs = before.delta(&server.costs_now(), outcome.cpu);
+            progress.finish();
+            run.rounds
+                .push(outcome.requests as f64 / outcome.elapsed.as_secs_f64().max(1e-9));
+            match (&mut run.outcome, &mut run.costs) {
+                (Some(total), Some(total_costs)) => {
+                    total.merge(&outcome);
+                    total_costs.merge(&costs);
+                }
+                _ => {
+                    run.outcome = Some(outcome);
+                    run.costs = Some(costs);
+                }
+            }
+        }
+    }
+    for run in runs {
+        if let (Some(outcome), Some(costs)) = (&run.outcome, &run.costs) {
+            report.targets.push(TargetReport::new(
+                &run.load.path,
+                run.mode,
+                outcome,
+                costs,
+                run.rounds,
+            ));
+        }
+    }
+    server.stop();
     report.fill_ratios();
     print!("{}", report.table());
     if let Some(path) = &args.json {
         let json = serde_json::to_string_pretty(&report).map_err(std::io::Error::other)?;
         std::fs::write(path, json + "\n")?;
     }
+    if let Some(path) = &args.html {
+        std::fs::write(path, html::page(&report))?;
+    }
     Ok(!report.has_errors())
+}
+
+/// One target across rounds.
+struct Run {
+    load: Load,
+    mode: Option<&'static str>,
+    outcome: Option<load::Outcome>,
+    costs: Option<Costs>,
+    rounds: Vec<f64>,
+}
+
+/// A progress bar on the terminal while a target is loaded; nothing when stderr is not one.
+struct Progress {
+    bar: indicatif::ProgressBar,
+    ticker: Option<std::thread::JoinHandle<()>>,
+    done: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Progress {
+    fn start(target: &str, round: usize, rounds: usize, duration: Duration) -> Progress {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let bar = indicatif::ProgressBar::new(duration.as_millis() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{msg:32} [{bar:40}] {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        let round = if rounds > 1 {
+            format!(" (round {}/{rounds})", round + 1)
+        } else {
+            String::new()
+        };
+        bar.set_message(format!("{target}{round}"));
+        let done = Arc::new(AtomicBool::new(false));
+        let ticker = (!bar.is_hidden()).then(|| {
+            let (bar, done) = (bar.clone(), done.clone());
+            let started = std::time::Instant::now();
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    bar.set_position(started.elapsed().as_millis() as u64);
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            })
+        });
+        Progress { bar, ticker, done }
+    }
+
+    fn finish(self) {
+        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(ticker) = self.ticker {
+            let _ = ticker.join();
+        }
+        self.bar.finish_and_clear();
+    }
 }
 
 /// One request with one connection: a 2xx or 3xx answer with a body.
@@ -153,6 +246,7 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String), BenchError> {
 enum Server {
     InProcess {
         addr: SocketAddr,
+        config: Arc<Config>,
         config_path: String,
         stop: tokio::sync::oneshot::Sender<()>,
         thread: std::thread::JoinHandle<()>,
@@ -203,9 +297,11 @@ impl Server {
         let listener = runtime.block_on(TcpListener::bind(config.listen[0]))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server_config = config.clone();
         let thread = std::thread::Builder::new()
             .name("portico-server".into())
             .spawn(move || {
+                let config = server_config;
                 let shutdown = async {
                     let _ = stopped.await;
                 };
@@ -223,6 +319,7 @@ impl Server {
         std::thread::sleep(Duration::from_millis(200));
         Ok(Server::InProcess {
             addr,
+            config,
             config_path,
             stop,
             thread,
@@ -234,6 +331,41 @@ impl Server {
             Server::InProcess { addr, .. } => (*addr, addr.to_string()),
             Server::External((addr, host), _) => (*addr, host.clone()),
         }
+    }
+
+    /// `cgi:NAME` and `fcgi:NAME` as URL paths of this config; other targets as they are.
+    fn expand(&self, target: &str) -> String {
+        let Server::InProcess { config, .. } = self else {
+            return target.to_owned();
+        };
+        if let Some(name) = target.strip_prefix("cgi:") {
+            let mount = config.cgi.first().map_or("/cgi-bin", |m| m.mount.as_str());
+            return format!("{mount}/{name}");
+        }
+        if let Some(name) = target.strip_prefix("fcgi:") {
+            let mounts = &config.fastcgi;
+            let named = mounts
+                .iter()
+                .find(|m| m.mount.rsplit('/').next() == Some(name));
+            return match (named, mounts.first()) {
+                (Some(m), _) => m.mount.clone(),
+                (None, Some(m)) => format!("{}/{name}", m.mount),
+                (None, None) => format!("/{name}"),
+            };
+        }
+        target.to_owned()
+    }
+
+    /// Whether Portico answers `path` by CGI or FastCGI (in-process only).
+    fn mode(&self, path: &str) -> Option<&'static str> {
+        let Server::InProcess { config, .. } = self else {
+            return None;
+        };
+        let path = path.split('?').next().unwrap_or(path);
+        Some(match crate::router::resolve_fastcgi(config, path) {
+            Some(_) => "fastcgi",
+            None => "cgi",
+        })
     }
 
     fn describe(&self) -> String {

@@ -22,14 +22,32 @@ pub struct Report {
     pub connections: usize,
     pub threads: usize,
     pub duration_seconds: f64,
+    /// Times the whole set of targets was loaded, in turn (A B A B).
+    pub rounds: usize,
     pub targets: Vec<TargetReport>,
+    /// FastCGI over CGI for the same app.
+    pub ratios: Vec<Ratio>,
+}
+
+#[derive(Serialize)]
+pub struct Ratio {
+    pub app: String,
+    pub fastcgi: String,
+    pub cgi: String,
+    pub ratio: f64,
 }
 
 #[derive(Serialize)]
 pub struct TargetReport {
     pub target: String,
+    /// "cgi" or "fastcgi" when Portico runs in-process.
+    pub mode: Option<&'static str>,
+    /// The app's name: the last path segment without extension or `-c`/`-fcgi`.
+    pub app: String,
     pub requests: u64,
     pub requests_per_second: f64,
+    /// Requests/s of each round, in order: drift shows here.
+    pub rounds_requests_per_second: Vec<f64>,
     /// This target's requests/s over the first target's.
     pub ratio_to_first: Option<f64>,
     pub latency_ms: Latency,
@@ -67,16 +85,47 @@ pub struct Costs {
     pub peak_rss_kib: Option<u64>,
 }
 
+impl Costs {
+    /// Adds another round's costs.
+    pub fn merge(&mut self, other: &Costs) {
+        let add = |a: Option<f64>, b: Option<f64>| Some(a? + b?);
+        self.gateway_cpu_seconds = add(self.gateway_cpu_seconds, other.gateway_cpu_seconds);
+        self.scripts_cpu_seconds = add(self.scripts_cpu_seconds, other.scripts_cpu_seconds);
+        self.spawns = self.spawns.zip(other.spawns).map(|(a, b)| a + b);
+        self.peak_rss_kib = self.peak_rss_kib.max(other.peak_rss_kib);
+    }
+}
+
+/// `/cgi-bin/hello.py`, `/cgi-bin/hello-c` and `/fcgi/hello` are all the app `hello`.
+pub fn app_name(target: &str) -> String {
+    let path = target.split('?').next().unwrap_or(target);
+    let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+    let stem = last.split('.').next().unwrap_or(last);
+    stem.strip_suffix("-fcgi")
+        .or_else(|| stem.strip_suffix("-c"))
+        .unwrap_or(stem)
+        .to_owned()
+}
+
 impl TargetReport {
-    pub fn new(target: &str, outcome: &Outcome, costs: &Costs) -> TargetReport {
+    pub fn new(
+        target: &str,
+        mode: Option<&'static str>,
+        outcome: &Outcome,
+        costs: &Costs,
+        rounds: Vec<f64>,
+    ) -> TargetReport {
         let seconds = outcome.elapsed.as_secs_f64().max(1e-9);
         let per_request = |cpu: f64| cpu * 1000.0 / outcome.requests.max(1) as f64;
         let ms = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
         let attempts = outcome.requests + outcome.errors.total() - outcome.errors.status;
         TargetReport {
             target: target.to_owned(),
+            mode,
+            app: app_name(target),
             requests: outcome.requests,
             requests_per_second: outcome.requests as f64 / seconds,
+            rounds_requests_per_second: rounds,
             ratio_to_first: None,
             latency_ms: Latency {
                 mean: outcome.latency.mean() / 1000.0,
@@ -107,6 +156,18 @@ impl Report {
         for target in &mut self.targets {
             target.ratio_to_first = (first > 0.0).then(|| target.requests_per_second / first);
         }
+        for fast in self.targets.iter().filter(|t| t.mode == Some("fastcgi")) {
+            for slow in self.targets.iter().filter(|t| t.mode == Some("cgi")) {
+                if fast.app == slow.app && slow.requests_per_second > 0.0 {
+                    self.ratios.push(Ratio {
+                        app: fast.app.clone(),
+                        fastcgi: fast.target.clone(),
+                        cgi: slow.target.clone(),
+                        ratio: fast.requests_per_second / slow.requests_per_second,
+                    });
+                }
+            }
+        }
     }
 
     /// The terminal table.
@@ -114,8 +175,13 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "{} connections, {} load threads, {:.0} s per target, nproc {}; server: {}",
-            self.connections, self.threads, self.duration_seconds, self.nproc, self.server
+            "{} connections, {} load threads, {} s per target, {} round(s), nproc {}; server: {}",
+            self.connections,
+            self.threads,
+            self.duration_seconds,
+            self.rounds,
+            self.nproc,
+            self.server
         );
         let _ = writeln!(
             out,
@@ -151,6 +217,23 @@ impl Report {
                 opt(t.spawns_per_second, 0),
             );
         }
+        if self.rounds > 1 {
+            for t in &self.targets {
+                let rounds: Vec<String> = t
+                    .rounds_requests_per_second
+                    .iter()
+                    .map(|r| format!("{r:.0}"))
+                    .collect();
+                let _ = writeln!(out, "rounds {:<17} {}", t.target, rounds.join(" "));
+            }
+        }
+        for r in &self.ratios {
+            let _ = writeln!(
+                out,
+                "FastCGI over CGI, app {}: {} / {} = {:.1}x",
+                r.app, r.fastcgi, r.cgi, r.ratio
+            );
+        }
         for t in &self.targets {
             if t.error_share > MAX_ERROR_SHARE {
                 let _ = writeln!(
@@ -167,5 +250,24 @@ impl Report {
 
     pub fn has_errors(&self) -> bool {
         self.targets.iter().any(|t| t.error_share > MAX_ERROR_SHARE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_name;
+
+    #[test]
+    fn the_same_app_has_one_name_in_every_mode() {
+        for target in [
+            "/cgi-bin/hello.py",
+            "/cgi-bin/hello-c",
+            "/fcgi/hello",
+            "/cgi-bin/hello-fcgi.pl",
+            "/x/hello/?a=b",
+        ] {
+            assert_eq!(app_name(target), "hello", "{target}");
+        }
+        assert_eq!(app_name("/"), "");
     }
 }

@@ -54,11 +54,16 @@ fn bench_measures_cgi_and_fastcgi_targets_and_writes_json() {
     let fx = Fixture::new();
     let config = config(&fx);
     let json = fx.path("report.json");
+    let html = fx.path("report.html");
     let (output, text) = bench(&[
         "--config",
         config.to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
+        "--html",
+        html.to_str().unwrap(),
+        "--rounds",
+        "2",
         "/cgi-bin/hello",
         "/app/hello",
     ]);
@@ -99,6 +104,41 @@ fn bench_measures_cgi_and_fastcgi_targets_and_writes_json() {
         cgi["scripts_cpu_ms_per_request"].as_f64().unwrap() > 0.0,
         "{cgi}"
     );
+    assert_eq!(
+        (cgi["mode"].as_str(), fastcgi["mode"].as_str()),
+        (Some("cgi"), Some("fastcgi"))
+    );
+    // Both rounds are reported, A B A B.
+    assert_eq!(report["rounds"], 2);
+    assert_eq!(
+        cgi["rounds_requests_per_second"].as_array().unwrap().len(),
+        2
+    );
+    // The same app in both modes: one FastCGI over CGI ratio.
+    let ratios = report["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 1, "{report}");
+    assert_eq!(ratios[0]["app"], "hello");
+    let expected = fastcgi["requests_per_second"].as_f64().unwrap()
+        / cgi["requests_per_second"].as_f64().unwrap();
+    assert!((ratios[0]["ratio"].as_f64().unwrap() - expected).abs() < 1e-6 * expected);
+    // The page has its three charts and a row per target.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("<svg").count(), 3, "{page}");
+    assert!(page.contains("<td>/cgi-bin/hello</td>") && page.contains("<td>/app/hello</td>"));
+}
+
+#[test]
+fn shorthands_name_the_same_app_in_both_modes() {
+    let fx = Fixture::new();
+    let config = config(&fx);
+    let args = ["--config", config.to_str().unwrap(), "--requests", "20"];
+    let (output, text) = bench(&[&args[..], &["cgi:hello", "fcgi:hello"]].concat());
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("/cgi-bin/hello ") && text.contains("/app/hello "),
+        "{text}"
+    );
+    assert!(text.contains("FastCGI over CGI, app hello"), "{text}");
 }
 
 #[test]
