@@ -105,6 +105,10 @@ pub struct BenchArgs {
     /// Stop each target after this many requests instead of after the duration.
     #[arg(long)]
     pub requests: Option<u64>,
+    /// Send this many requests per second in all, evenly spaced, and count latency from
+    /// when each was due (latency under load, without coordinated omission).
+    #[arg(long, value_name = "REQUESTS_PER_SECOND")]
+    pub rate: Option<f64>,
     /// Load the whole set of targets this many times, in turn (A B A B), so drift shows.
     #[arg(long, default_value_t = 1)]
     pub rounds: usize,

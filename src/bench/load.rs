@@ -3,7 +3,8 @@
 //! as wrk runs one event loop per thread), for a fixed time or request count.
 //!
 //! Each connection sends a request, reads the whole response (Content-Length, chunked or
-//! until close), records the latency and sends the next. Latencies go to an HDR histogram
+//! until close), records the latency and sends the next; with a fixed rate it waits for
+//! each request's due time first, and latency counts from that time. Latencies go to an HDR histogram
 //! per connection, merged at the end.
 
 use std::collections::BTreeMap;
@@ -20,6 +21,8 @@ use tokio::net::TcpStream;
 
 /// A response slower than this counts as a timeout and its connection is opened again.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How late tokio's timer may wake a connection (its wheel ticks in milliseconds).
+const TIMER_SLACK: Duration = Duration::from_micros(1500);
 /// Latencies are recorded in microseconds up to this (an hour).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
@@ -35,6 +38,10 @@ pub struct Load {
     pub duration: Duration,
     /// Stop after this many requests in all instead of after `duration`.
     pub requests: Option<u64>,
+    /// Requests per second in all, evenly spaced, instead of as fast as answers come. Latency
+    /// is then counted from when a request was due, not when it was sent, so a stall shows
+    /// in full instead of hiding the requests it delayed (coordinated omission).
+    pub rate: Option<f64>,
 }
 
 /// Failures by kind, as wrk counts them, plus answers that were not 2xx or 3xx.
@@ -111,6 +118,11 @@ pub fn run(load: &Load) -> io::Result<Outcome> {
             // Connections are dealt out like cards: thread t gets t, t + threads, ...
             let connections = (t..load.connections).step_by(threads).count();
             let (request, budget, addr) = (request.clone(), budget.clone(), load.addr);
+            // Each connection's share of the rate: one request per `interval`.
+            let interval = load
+                .rate
+                .filter(|r| *r > 0.0)
+                .map(|r| Duration::from_secs_f64(load.connections as f64 / r));
             std::thread::Builder::new()
                 .name(format!("bench-{t}"))
                 .spawn(move || -> io::Result<(Vec<Tally>, Duration)> {
@@ -121,7 +133,7 @@ pub fn run(load: &Load) -> io::Result<Outcome> {
                         let tasks: Vec<_> = (0..connections)
                             .map(|_| {
                                 let (request, budget) = (request.clone(), budget.clone());
-                                tokio::spawn(connection(addr, request, deadline, budget))
+                                tokio::spawn(connection(addr, request, deadline, budget, interval))
                             })
                             .collect();
                         let mut tallies = Vec::new();
@@ -197,6 +209,7 @@ async fn connection(
     request: Arc<[u8]>,
     deadline: Instant,
     budget: Option<Arc<AtomicU64>>,
+    interval: Option<Duration>,
 ) -> Tally {
     let mut tally = Tally {
         requests: 0,
@@ -207,7 +220,13 @@ async fn connection(
     };
     let mut stream: Option<TcpStream> = None;
     let mut buf = BytesMut::with_capacity(16 * 1024);
+    // Connections start spread over one interval, not all at once.
+    let mut due = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(fastrand::f64()));
     loop {
+        if let Some(interval) = interval {
+            tokio::time::sleep_until(due.into()).await;
+            due += interval;
+        }
         if Instant::now() >= deadline {
             break;
         }
@@ -234,7 +253,13 @@ async fn connection(
                 }
             },
         };
-        let sent = Instant::now();
+        // At a fixed rate a request counts from when it was due if it is sent late because
+        // the previous answer was; lateness within the timer's resolution is not counted.
+        let now = Instant::now();
+        let sent = match interval {
+            Some(interval) if now.duration_since(due - interval) > TIMER_SLACK => due - interval,
+            _ => now,
+        };
         let exchange = tokio::time::timeout(REQUEST_TIMEOUT, async {
             if socket.write_all(&request).await.is_err() {
                 return Err(Failure::Write);

@@ -71,6 +71,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, BenchError> {
         connections: args.connections.max(1),
         threads: args.threads.max(1),
         duration_seconds: args.duration,
+        rate: args.rate,
         rounds: args.rounds.max(1),
         targets: Vec::new(),
         ratios: Vec::new(),
@@ -90,6 +91,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, BenchError> {
             threads: args.threads.max(1),
             duration,
             requests: args.requests,
+            rate: args.rate,
         };
         match check(&load) {
             Ok(()) => runs.push(Run {
@@ -220,6 +222,7 @@ fn check(load: &Load) -> Result<(), String> {
         threads: 1,
         duration: Duration::from_secs(15),
         requests: Some(1),
+        rate: None,
         ..load.clone()
     })
     .map_err(|e| e.to_string())?;

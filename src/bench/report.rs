@@ -22,6 +22,8 @@ pub struct Report {
     pub connections: usize,
     pub threads: usize,
     pub duration_seconds: f64,
+    /// Requests per second asked for, when the load was at a fixed rate.
+    pub rate: Option<f64>,
     /// Times the whole set of targets was loaded, in turn (A B A B).
     pub rounds: usize,
     pub targets: Vec<TargetReport>,
@@ -155,6 +157,9 @@ impl Report {
         };
         for target in &mut self.targets {
             target.ratio_to_first = (first > 0.0).then(|| target.requests_per_second / first);
+        }
+        if self.rate.is_some() {
+            return; // at a fixed rate every target answers as many: compare latency instead
         }
         for fast in self.targets.iter().filter(|t| t.mode == Some("fastcgi")) {
             for slow in self.targets.iter().filter(|t| t.mode == Some("cgi")) {

@@ -206,3 +206,33 @@ fn a_bad_config_is_refused_like_serve_refuses_it() {
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(text.contains("cgi[0].dir"), "{text}");
 }
+
+#[test]
+fn a_fixed_rate_sends_that_many_requests_per_second() {
+    let fx = Fixture::new();
+    let config = config(&fx);
+    let json = fx.path("rate.json");
+    let args = [
+        "--config",
+        config.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    let (output, text) = bench(
+        &[
+            &args[..],
+            &["--rate", "200", "/app/hello", "/cgi-bin/hello"],
+        ]
+        .concat(),
+    );
+    assert!(output.status.success(), "{text}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["rate"], 200.0);
+    for t in report["targets"].as_array().unwrap() {
+        // 0.5 s at 200/s: about 100 requests, neither as fast as possible nor far fewer.
+        let requests = t["requests"].as_u64().unwrap();
+        assert!((70..=130).contains(&requests), "{t}");
+    }
+    // Every target answers as many requests at a fixed rate: no FastCGI over CGI ratio.
+    assert_eq!(report["ratios"].as_array().unwrap().len(), 0, "{report}");
+}
