@@ -24,7 +24,8 @@
 //! - [`supervisor`]: the launcher: worker processes on sockets of their own, restarted,
 //!   recycled, scaled and stopped by one task; `supervisor::worker` owns one process.
 //! - [`status`]: the operators' status page.
-//! - [`bench`]: `portico bench`: the load generator ([`bench::load`]) and the report.
+//! - [`bench`]: `portico bench`: the load generator ([`bench::load`]), the report and its
+//!   HTML page.
 //! - [`error`]: the request-path error, its status and whose fault it is.
 
 pub mod bench;
