@@ -25,13 +25,12 @@ use crate::config::{self, Config};
 use load::Load;
 use report::{Costs, Report, TargetReport};
 
-/// The hello app in each language as CGI, then as FastCGI workers (conf/portico.toml).
-const DEFAULT_TARGETS: &[&str] = &[
+/// The hello app in each language as CGI; then every FastCGI mount of the config follows.
+const DEFAULT_CGI_TARGETS: &[&str] = &[
     "/cgi-bin/hello-c",
     "/cgi-bin/hello.sh",
     "/cgi-bin/hello.pl",
     "/cgi-bin/hello.py",
-    "/fcgi/hello",
 ];
 
 /// Why a bench did not produce a report.
@@ -59,7 +58,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, BenchError> {
     let targets: Vec<String> = if explicit {
         args.targets.clone()
     } else {
-        DEFAULT_TARGETS.iter().map(|t| t.to_string()).collect()
+        server.default_targets()
     };
     let mut report = Report {
         portico_version: env!("CARGO_PKG_VERSION"),
@@ -333,6 +332,17 @@ impl Server {
         match self {
             Server::InProcess { addr, .. } => (*addr, addr.to_string()),
             Server::External((addr, host), _) => (*addr, host.clone()),
+        }
+    }
+
+    /// The CGI hello examples, then each FastCGI mount (in-process; by URL, `/fcgi/hello`).
+    fn default_targets(&self) -> Vec<String> {
+        let cgi = DEFAULT_CGI_TARGETS.iter().map(|t| t.to_string());
+        match self {
+            Server::InProcess { config, .. } => cgi
+                .chain(config.fastcgi.iter().map(|m| m.mount.clone()))
+                .collect(),
+            Server::External(..) => cgi.chain(["/fcgi/hello".to_owned()]).collect(),
         }
     }
 

@@ -100,13 +100,27 @@ impl Costs {
 
 /// `/cgi-bin/hello.py`, `/cgi-bin/hello-c` and `/fcgi/hello` are all the app `hello`.
 pub fn app_name(target: &str) -> String {
+    app_and_language(target).0
+}
+
+/// The app and the language its name says, if any: `hello-c` and `hello.c` are ("hello",
+/// "c"), `hello.py` is ("hello", "py"), `/fcgi/hello` is ("hello", "").
+fn app_and_language(target: &str) -> (String, String) {
     let path = target.split('?').next().unwrap_or(target);
     let last = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
-    let stem = last.split('.').next().unwrap_or(last);
-    stem.strip_suffix("-fcgi")
-        .or_else(|| stem.strip_suffix("-c"))
-        .unwrap_or(stem)
-        .to_owned()
+    let (stem, ext) = last.split_once('.').unwrap_or((last, ""));
+    let stem = stem.strip_suffix("-fcgi").unwrap_or(stem);
+    match stem.strip_suffix("-c") {
+        Some(app) if ext.is_empty() => (app.to_owned(), "c".to_owned()),
+        _ => (stem.to_owned(), ext.to_owned()),
+    }
+}
+
+/// The same app in the same language, or a FastCGI app whose name says no language.
+fn same_app(fastcgi: &str, cgi: &str) -> bool {
+    let ((app, language), (other, other_language)) =
+        (app_and_language(fastcgi), app_and_language(cgi));
+    app == other && (language.is_empty() || language == other_language)
 }
 
 impl TargetReport {
@@ -163,7 +177,7 @@ impl Report {
         }
         for fast in self.targets.iter().filter(|t| t.mode == Some("fastcgi")) {
             for slow in self.targets.iter().filter(|t| t.mode == Some("cgi")) {
-                if fast.app == slow.app && slow.requests_per_second > 0.0 {
+                if same_app(&fast.target, &slow.target) && slow.requests_per_second > 0.0 {
                     self.ratios.push(Ratio {
                         app: fast.app.clone(),
                         fastcgi: fast.target.clone(),
@@ -260,7 +274,16 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use super::app_name;
+    use super::{app_name, same_app};
+
+    #[test]
+    fn apps_pair_by_language_when_their_names_say_one() {
+        assert!(same_app("/fcgi/hello.c", "/cgi-bin/hello-c"));
+        assert!(same_app("/fcgi/hello.pl", "/cgi-bin/hello.pl"));
+        assert!(!same_app("/fcgi/hello.pl", "/cgi-bin/hello.py"));
+        assert!(same_app("/fcgi/hello", "/cgi-bin/hello.sh"));
+        assert!(!same_app("/fcgi/other", "/cgi-bin/hello.sh"));
+    }
 
     #[test]
     fn the_same_app_has_one_name_in_every_mode() {

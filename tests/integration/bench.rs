@@ -236,3 +236,66 @@ fn a_fixed_rate_sends_that_many_requests_per_second() {
     // Every target answers as many requests at a fixed rate: no FastCGI over CGI ratio.
     assert_eq!(report["ratios"].as_array().unwrap().len(), 0, "{report}");
 }
+
+#[test]
+fn the_bench_config_pairs_each_language_with_itself() {
+    // conf/bench.toml as docs/benchmarks.md runs it: the hello app in each language, as CGI
+    // and as launched workers. Its paths are relative to it, so it goes next to a copy of
+    // cgi-bin/ with the C examples built.
+    let fx = Fixture::new();
+    fx.c_examples();
+    fx.dir("conf");
+    let config = fx.path("conf/bench.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/conf/bench.toml"),
+        &config,
+    )
+    .unwrap();
+    let json = fx.path("all.json");
+    let output = Command::new(PORTICO)
+        .args([
+            "bench",
+            "--config",
+            config.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .args(["--requests", "30", "-c", "2", "--warmup-seconds", "0"])
+        .output()
+        .expect("portico bench runs");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let targets: Vec<&str> = report["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "/cgi-bin/hello-c",
+            "/cgi-bin/hello.sh",
+            "/cgi-bin/hello.pl",
+            "/cgi-bin/hello.py",
+            "/fcgi/hello.c",
+            "/fcgi/hello.pl",
+            "/fcgi/hello.py"
+        ]
+    );
+    let pairs: Vec<(&str, &str)> = report["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["fastcgi"].as_str().unwrap(), r["cgi"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("/fcgi/hello.c", "/cgi-bin/hello-c"),
+            ("/fcgi/hello.pl", "/cgi-bin/hello.pl"),
+            ("/fcgi/hello.py", "/cgi-bin/hello.py")
+        ]
+    );
+}
