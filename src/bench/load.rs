@@ -347,16 +347,9 @@ async fn read_response(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<Res
     buf.advance(head_len);
     let mut bytes = head_len as u64;
     match framing {
-        Framing::Length(mut left) => {
-            while left > 0 {
-                if buf.is_empty() {
-                    fill(socket, buf).await?;
-                }
-                let n = (buf.len() as u64).min(left);
-                buf.advance(n as usize);
-                left -= n;
-                bytes += n;
-            }
+        Framing::Length(length) => {
+            skip(socket, buf, length).await?;
+            bytes += length;
         }
         Framing::Chunked => bytes += read_chunked(socket, buf).await?,
         Framing::UntilClose => {
@@ -412,17 +405,22 @@ async fn read_chunked(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<u64,
                 }
             }
         }
-        let mut left = size + 2; // the data and its CRLF
-        while left > 0 {
-            if buf.is_empty() {
-                fill(socket, buf).await?;
-            }
-            let n = (buf.len() as u64).min(left);
-            buf.advance(n as usize);
-            left -= n;
-        }
+        skip(socket, buf, size + 2).await?; // the data and its CRLF
         bytes += size + 2;
     }
+}
+
+/// Reads past `length` body bytes without keeping them.
+async fn skip(socket: &mut TcpStream, buf: &mut BytesMut, mut length: u64) -> Result<(), Failure> {
+    while length > 0 {
+        if buf.is_empty() {
+            fill(socket, buf).await?;
+        }
+        let n = (buf.len() as u64).min(length);
+        buf.advance(n as usize);
+        length -= n;
+    }
+    Ok(())
 }
 
 async fn read_line(socket: &mut TcpStream, buf: &mut BytesMut) -> Result<Vec<u8>, Failure> {
