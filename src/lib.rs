@@ -7,7 +7,9 @@
 //! # Layout (reading order)
 //!
 //! - [`cli`], [`config`]: command line and TOML merged into one validated `Config`;
-//!   `config::fastcgi` reads the `[[fastcgi]]` mounts and their `launch` tables.
+//!   `config::fastcgi` reads the `[[fastcgi]]` mounts and their `launch` tables,
+//!   `config::wsgi` the `[[wsgi]]` mounts (launched FastCGI workers running
+//!   `python/portico_wsgi.py`, the WSGI adapter built into the binary).
 //! - [`server`]: accepting connections, hyper, graceful shutdown; [`connection`]: the socket,
 //!   which an NPH script may take over.
 //! - [`gateway`]: the service: route, run, errors to responses, access log.

@@ -89,6 +89,9 @@ pub struct Launch {
     pub start_retries: u32,
     /// Variables set for the workers, after the scripts' base environment.
     pub env: Vec<(String, String)>,
+    /// A program Portico ships (the WSGI adapter): written to the workers' private
+    /// directory and passed to `command` as its first argument.
+    pub script: Option<(&'static str, &'static str)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -124,20 +127,20 @@ pub(super) struct RawFastcgi {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawLaunch {
-    command: Spanned<Vec<String>>,
-    workers: Option<Spanned<usize>>,
-    min_workers: Option<Spanned<usize>>,
-    max_workers: Option<Spanned<usize>>,
-    idle_timeout_seconds: Option<Spanned<f64>>,
-    max_requests: Option<Spanned<u64>>,
-    max_requests_jitter: Option<u64>,
-    max_memory_mb: Option<Spanned<u64>>,
-    request_timeout_seconds: Option<Spanned<f64>>,
-    socket: Option<LaunchSocket>,
-    start_retries: Option<Spanned<u32>>,
+pub(super) struct RawLaunch {
+    pub(super) command: Spanned<Vec<String>>,
+    pub(super) workers: Option<Spanned<usize>>,
+    pub(super) min_workers: Option<Spanned<usize>>,
+    pub(super) max_workers: Option<Spanned<usize>>,
+    pub(super) idle_timeout_seconds: Option<Spanned<f64>>,
+    pub(super) max_requests: Option<Spanned<u64>>,
+    pub(super) max_requests_jitter: Option<u64>,
+    pub(super) max_memory_mb: Option<Spanned<u64>>,
+    pub(super) request_timeout_seconds: Option<Spanned<f64>>,
+    pub(super) socket: Option<LaunchSocket>,
+    pub(super) start_retries: Option<Spanned<u32>>,
     #[serde(default)]
-    env: BTreeMap<String, String>,
+    pub(super) env: BTreeMap<String, String>,
 }
 
 impl Validator<'_> {
@@ -234,7 +237,7 @@ impl Validator<'_> {
         ))
     }
 
-    fn launch(&self, raw: &Spanned<RawLaunch>) -> Result<Launch, ConfigError> {
+    pub(super) fn launch(&self, raw: &Spanned<RawLaunch>) -> Result<Launch, ConfigError> {
         let span = raw.span();
         let raw = raw.get_ref();
         let mut command: Vec<OsString> = raw.command.get_ref().iter().map(Into::into).collect();
@@ -296,6 +299,7 @@ impl Validator<'_> {
                 .map_or(5, |n| *n.get_ref())
                 .max(1),
             env: raw.env.clone().into_iter().collect(),
+            script: None,
         })
     }
 }

@@ -19,8 +19,10 @@ use toml::Spanned;
 use crate::cli::ServeArgs;
 
 mod fastcgi;
+mod wsgi;
 use fastcgi::RawFastcgi;
 pub use fastcgi::{Balance, FastcgiMount, Launch, LaunchSocket, Upstream};
+use wsgi::RawWsgi;
 
 /// Where the server looks when neither `--config` nor `--cgi-dir` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "conf/portico.toml";
@@ -158,6 +160,8 @@ struct RawConfig {
     cgi: Vec<RawCgi>,
     #[serde(default)]
     fastcgi: Vec<RawFastcgi>,
+    #[serde(default)]
+    wsgi: Vec<RawWsgi>,
     status: Option<RawStatus>,
 }
 
@@ -429,18 +433,26 @@ impl Validator<'_> {
                 return Err(self.spanned_error(span, "mount is listed twice"));
             }
         }
-        let fastcgi = raw
+        // A WSGI mount is a FastCGI mount whose workers run the WSGI adapter.
+        let mut fastcgi = raw
             .fastcgi
             .iter()
             .map(|m| self.fastcgi_mount(m))
             .collect::<Result<Vec<_>, _>>()?;
+        for m in &raw.wsgi {
+            fastcgi.push(self.wsgi_mount(m)?);
+        }
+        let spans: Vec<_> = raw
+            .fastcgi
+            .iter()
+            .map(|m| m.mount.span())
+            .chain(raw.wsgi.iter().map(|m| m.mount.span()))
+            .collect();
         for (i, m) in fastcgi.iter().enumerate() {
             if cgi.iter().any(|c| c.mount == m.mount)
                 || fastcgi[..i].iter().any(|f| f.mount == m.mount)
             {
-                return Err(
-                    self.spanned_error(raw.fastcgi[i].mount.span(), "mount is listed twice")
-                );
+                return Err(self.spanned_error(spans[i].clone(), "mount is listed twice"));
             }
         }
         if cgi.is_empty() && fastcgi.is_empty() {
@@ -448,7 +460,7 @@ impl Validator<'_> {
                 file: self.source.as_ref().map(|s| s.path.to_owned()),
                 line: None,
                 key: Some("cgi".into()),
-                message: "no [[cgi]] or [[fastcgi]] mount: nothing to serve".into(),
+                message: "no [[cgi]], [[fastcgi]] or [[wsgi]] mount: nothing to serve".into(),
             });
         }
 

@@ -65,21 +65,29 @@ impl Supervisor {
         kill_grace: Duration,
     ) -> std::io::Result<Supervisor> {
         let dir = tempfile::Builder::new().prefix("portico-").tempdir()?;
+        let mut launch = launch.clone();
+        if let Some((name, source)) = launch.script {
+            // A program Portico ships (the WSGI adapter) runs from the private directory.
+            let path = dir.path().join(name);
+            std::fs::write(&path, source)?;
+            launch.command.insert(1, path.into_os_string());
+        }
         let mut env = base_env.to_vec();
         env.extend(launch.env.iter().map(|(k, v)| (k.into(), v.into())));
         let (exits_tx, exits) = mpsc::unbounded_channel();
         let status = Arc::new(Mutex::new(AppStatus::default()));
         let stop = CancellationToken::new();
+        let target = launch.min_workers;
         let mut state = State {
             mount: mount.mount.clone(),
-            launch: launch.clone(),
+            launch,
             capacity: mount.max_connections,
             env,
             dir,
             pool,
             slots: Vec::new(),
             next_slot: 0,
-            target: launch.min_workers,
+            target,
             failed_starts: 0,
             last_spawn: None,
             kill_grace,

@@ -17,6 +17,7 @@
 //! - `config`: `portico check`, config files, and flags overriding them.
 //! - `logging`: the access line and script stderr in Portico's log.
 //! - `bench`: `portico bench` end to end, in-process and by URL.
+//! - `wsgi`: WSGI callables behind launched workers and as plain CGI.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
 //! - `fcgi_examples`: the repository's FastCGI hello examples (C, Python, Perl), launched
 //!   and as plain CGI, and the default `conf/portico.toml`.
@@ -40,3 +41,4 @@ mod robustness;
 mod scripts;
 mod traversal;
 mod upstreams;
+mod wsgi;

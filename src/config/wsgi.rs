@@ -1,0 +1,100 @@
+//! `[[wsgi]]` mounts: a WSGI callable (PEP 3333) served by launched Python workers. Each is
+//! a FastCGI mount whose workers run Portico's own adapter (`python/portico_wsgi.py`), so
+//! the same pool, supervisor and recycling serve it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::fastcgi::RawLaunch;
+use super::{Balance, ConfigError, FastcgiMount, Limits, Validator};
+
+/// The adapter, built into the binary and written next to the workers' sockets.
+pub const ADAPTER: (&str, &str) = (
+    "portico_wsgi.py",
+    include_str!("../../python/portico_wsgi.py"),
+);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWsgi {
+    pub(super) mount: Spanned<String>,
+    /// `module:callable`, as gunicorn takes it.
+    app: Spanned<String>,
+    python: Option<Spanned<String>>,
+    /// Entries put first on sys.path (relative ones to the config file).
+    #[serde(default)]
+    path: Vec<String>,
+    workers: Option<Spanned<usize>>,
+    min_workers: Option<Spanned<usize>>,
+    max_workers: Option<Spanned<usize>>,
+    idle_timeout_seconds: Option<Spanned<f64>>,
+    max_requests: Option<Spanned<u64>>,
+    max_requests_jitter: Option<u64>,
+    max_memory_mb: Option<Spanned<u64>>,
+    request_timeout_seconds: Option<Spanned<f64>>,
+    start_retries: Option<Spanned<u32>>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    read_timeout_seconds: Option<Spanned<f64>>,
+}
+
+impl Validator<'_> {
+    pub(super) fn wsgi_mount(&self, raw: &RawWsgi) -> Result<FastcgiMount, ConfigError> {
+        let mount = super::normalize_mount(raw.mount.get_ref())
+            .map_err(|m| self.spanned_error(raw.mount.span(), m))?;
+        let app = raw.app.get_ref();
+        let (module, callable) = app.split_once(':').unwrap_or((app, "application"));
+        if module.is_empty() || callable.is_empty() || module.contains('/') {
+            return Err(self.spanned_error(raw.app.span(), "must be like \"module:callable\""));
+        }
+        let python = raw
+            .python
+            .clone()
+            .unwrap_or_else(|| Spanned::new(raw.app.span(), "python3".to_owned()));
+        let launch = RawLaunch {
+            command: Spanned::new(python.span(), vec![python.into_inner()]),
+            workers: raw.workers.clone(),
+            min_workers: raw.min_workers.clone(),
+            max_workers: raw.max_workers.clone(),
+            idle_timeout_seconds: raw.idle_timeout_seconds.clone(),
+            max_requests: raw.max_requests.clone(),
+            max_requests_jitter: raw.max_requests_jitter,
+            max_memory_mb: raw.max_memory_mb.clone(),
+            request_timeout_seconds: raw.request_timeout_seconds.clone(),
+            socket: None,
+            start_retries: raw.start_retries.clone(),
+            env: raw.env.clone(),
+        };
+        let mut launch = self.launch(&Spanned::new(raw.mount.span(), launch))?;
+        // python ADAPTER module:callable [sys.path entries...]
+        launch.script = Some(ADAPTER);
+        launch.command.push(format!("{module}:{callable}").into());
+        for entry in &raw.path {
+            launch
+                .command
+                .push(self.base_dir().join(entry).into_os_string());
+        }
+        Ok(FastcgiMount {
+            mount,
+            upstreams: Vec::new(),
+            script: Some(launch.command[0].clone().into()),
+            launch: Some(launch),
+            balance: Balance::LeastBusy,
+            max_connections: None,
+            fail_timeout: Duration::from_secs(10),
+            root: None,
+            split_path_info: None,
+            params: Vec::new(),
+            pass_authorization: false,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: self.seconds(
+                None,
+                &raw.read_timeout_seconds,
+                Limits::default().script_head_timeout,
+            )?,
+        })
+    }
+}
