@@ -26,7 +26,7 @@ pub(super) struct RawWsgi {
     python: Option<Spanned<String>>,
     /// Entries put first on sys.path (relative ones to the config file).
     #[serde(default)]
-    path: Vec<String>,
+    path: Vec<Spanned<String>>,
     workers: Option<Spanned<usize>>,
     min_workers: Option<Spanned<usize>>,
     max_workers: Option<Spanned<usize>>,
@@ -73,9 +73,8 @@ impl Validator<'_> {
         launch.script = Some(ADAPTER);
         launch.command.push(format!("{module}:{callable}").into());
         for entry in &raw.path {
-            launch
-                .command
-                .push(self.base_dir().join(entry).into_os_string());
+            // Absolute: the workers run in their interpreter's directory.
+            launch.command.push(self.directory(entry)?.into_os_string());
         }
         Ok(FastcgiMount {
             mount,

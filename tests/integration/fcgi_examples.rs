@@ -278,9 +278,14 @@ launch = { command = ["cgi-bin/hello-fcgi.py"], workers = 2 }
 
 #[test]
 fn the_default_config_serves_hello_as_cgi_and_from_launched_workers() {
-    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/portico.toml");
-    let portico = Portico::launch().arg("--config").arg(conf).start();
-    for target in ["/cgi-bin/hello.py", "/fcgi/hello"] {
+    // As README runs it: from the repository, with the config's relative paths.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let portico = Portico::launch()
+        .current_dir(repo)
+        .arg("--config")
+        .arg("conf/portico.toml")
+        .start();
+    for target in ["/cgi-bin/hello.py", "/fcgi/hello", "/wsgi/hello/"] {
         assert_hello(&portico.get(target), target, &portico);
     }
     portico.wait_for_log_line(
