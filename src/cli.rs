@@ -24,6 +24,8 @@ pub enum Command {
     /// Measure requests/s, latency and CPU per request of URL paths: the in-process
     /// Portico of a config, or any server at --url.
     Bench(BenchArgs),
+    /// Run one request and show it the three ways Portico hands it over: CGI, FastCGI, WSGI.
+    Explain(ExplainArgs),
     /// Validate a config file and exit (0 valid, 2 invalid).
     Check {
         #[arg(long, value_name = "FILE")]
@@ -122,4 +124,28 @@ pub struct BenchArgs {
     /// first CGI mount) and `fcgi:NAME` (the FastCGI mount named NAME). Default: the hello
     /// examples of the default config, as CGI in each language and as a launched FastCGI pool.
     pub targets: Vec<String>,
+}
+
+/// Flags of `explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// Config (default `conf/portico.toml`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Send this as the request body (a form, unless -H gives a Content-Type).
+    #[arg(long)]
+    pub data: Option<String>,
+    /// An extra request header, `Name: value`; repeat for more.
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Show Cookie and Authorization values instead of masking them.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// GET, POST...
+    pub method: String,
+    /// The request target: a path like /cgi-bin/hello.sh?x=1, or a full http:// URL.
+    pub url: String,
 }

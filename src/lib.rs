@@ -26,6 +26,7 @@
 //! - [`supervisor`]: the launcher: worker processes on sockets of their own, restarted,
 //!   recycled, scaled and stopped by one task; `supervisor::worker` owns one process.
 //! - [`status`]: the operators' status page.
+//! - [`explain`]: `portico explain`: one request shown as CGI, FastCGI and WSGI.
 //! - [`bench`]: `portico bench`: the load generator ([`bench::load`]), the report and its
 //!   HTML page.
 //! - [`error`]: the request-path error, its status and whose fault it is.
@@ -37,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod explain;
 pub mod fastcgi;
 pub mod gateway;
 pub mod meta;

@@ -25,6 +25,30 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve(args) => serve(*args),
+        Command::Explain(args) => {
+            init_logging(Some("warn"));
+            match portico::explain::run(&args) {
+                Ok(explanation) if args.json => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&explanation).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Ok(explanation) => {
+                    print!("{}", explanation.text());
+                    ExitCode::SUCCESS
+                }
+                Err(portico::explain::ExplainError::Config(error)) => {
+                    eprintln!("error: {error}");
+                    ExitCode::from(2)
+                }
+                Err(error) => {
+                    eprintln!("error: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Bench(args) => {
             init_logging(Some(args.log_level.as_deref().unwrap_or("warn")));
             match portico::bench::run(&args) {

@@ -244,8 +244,8 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String), BenchError> {
     Ok((addr, authority.to_owned()))
 }
 
-/// The server under load.
-enum Server {
+/// The server under load (also `portico explain`'s in-process Portico).
+pub(crate) enum Server {
     InProcess {
         addr: SocketAddr,
         config: Arc<Config>,
@@ -279,7 +279,7 @@ impl Snapshot {
 
 impl Server {
     /// Portico on 127.0.0.1:0 in a thread with its own runtime, like `serve`.
-    fn start(config_path: Option<PathBuf>) -> Result<Server, BenchError> {
+    pub(crate) fn start(config_path: Option<PathBuf>) -> Result<Server, BenchError> {
         let args = ServeArgs {
             config: config_path,
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
@@ -328,7 +328,7 @@ impl Server {
         })
     }
 
-    fn addr(&self) -> (SocketAddr, String) {
+    pub(crate) fn addr(&self) -> (SocketAddr, String) {
         match self {
             Server::InProcess { addr, .. } => (*addr, addr.to_string()),
             Server::External((addr, host), _) => (*addr, host.clone()),
@@ -405,7 +405,7 @@ impl Server {
         }
     }
 
-    fn stop(self) {
+    pub(crate) fn stop(self) {
         if let Server::InProcess { stop, thread, .. } = self {
             let _ = stop.send(());
             let _ = thread.join();

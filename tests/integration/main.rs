@@ -17,6 +17,7 @@
 //! - `config`: `portico check`, config files, and flags overriding them.
 //! - `logging`: the access line and script stderr in Portico's log.
 //! - `bench`: `portico bench` end to end, in-process and by URL.
+//! - `explain`: `portico explain`, one request as CGI, FastCGI and WSGI.
 //! - `wsgi`: WSGI callables behind launched workers and as plain CGI.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
 //! - `fcgi_examples`: the repository's FastCGI hello examples (C, Python, Perl), launched
@@ -27,6 +28,7 @@
 mod bench;
 mod config;
 mod examples;
+mod explain;
 mod fastcgi;
 mod fcgi_examples;
 mod harness;
