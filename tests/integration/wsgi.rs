@@ -167,3 +167,58 @@ fn a_bad_app_spec_names_its_key() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains(":3: wsgi[0].app"), "{stderr}");
 }
+
+/// The Python of target/pyenv, where scripts/test installs Flask and gunicorn.
+fn venv_python() -> std::path::PathBuf {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/test creates it (python3 -m venv, pip install flask gunicorn)",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn a_flask_app_runs_as_launched_workers() {
+    let fx = Fixture::new();
+    let python = venv_python();
+    let portico = fx.serve_config(
+        &format!(
+            "[[wsgi]]\nmount = \"/flask\"\napp = \"flask_hello:app\"\npython = \"{}\"\npath = [\"{APPS}\"]\nworkers = 2\n",
+            python.display()
+        ),
+        &[],
+    );
+    let hello = portico.get("/flask/");
+    assert_eq!((hello.status, hello.text().as_str()), (200, "hello\n"));
+    let request = Request::post("/flask/form", "name=Ada&lang=en")
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    assert_eq!(portico.send(&request).text(), "name=Ada\nlang=en\n");
+    // url_for builds the URL from SCRIPT_NAME: the mount comes back in the Location.
+    let go = portico.get("/flask/go");
+    assert_eq!(go.status, 302);
+    assert_eq!(go.header("Location"), Some("/flask/"));
+}
+
+#[test]
+fn the_same_flask_app_runs_as_plain_cgi_through_wsgiref() {
+    let fx = Fixture::new();
+    let python = venv_python();
+    fx.script(
+        "flask.cgi",
+        &format!(
+            "#!{}\nimport sys\nsys.path.insert(0, \"{APPS}\")\nfrom wsgiref.handlers import CGIHandler\nfrom flask_hello import app\nCGIHandler().run(app)\n",
+            python.display()
+        ),
+    );
+    let portico = fx.serve(&[]);
+    let hello = portico.get("/cgi-bin/flask.cgi/");
+    assert_eq!((hello.status, hello.text().as_str()), (200, "hello\n"));
+    let request = Request::post("/cgi-bin/flask.cgi/form", "a=1")
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    assert_eq!(portico.send(&request).text(), "a=1\n");
+    let go = portico.get("/cgi-bin/flask.cgi/go");
+    assert_eq!(go.status, 302);
+    assert_eq!(go.header("Location"), Some("/cgi-bin/flask.cgi/"));
+}
