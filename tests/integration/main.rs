@@ -17,6 +17,7 @@
 //! - `config`: `portico check`, config files, and flags overriding them.
 //! - `logging`: the access line and script stderr in Portico's log.
 //! - `bench`: `portico bench` end to end, in-process and by URL.
+//! - `docs`: the commands of docs/evolution.md, run as written.
 //! - `explain`: `portico explain`, one request as CGI, FastCGI and WSGI.
 //! - `wsgi`: WSGI callables behind launched workers and as plain CGI.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
@@ -27,6 +28,7 @@
 
 mod bench;
 mod config;
+mod docs;
 mod examples;
 mod explain;
 mod fastcgi;
