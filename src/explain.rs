@@ -27,7 +27,7 @@ use tokio_util::codec::Decoder;
 use crate::cgi::response;
 use crate::cli::ExplainArgs;
 use crate::config::{self, Config};
-use crate::fastcgi::params::{decode_pairs, encode_pair};
+use crate::fastcgi::params::{decode_pairs, encode_pairs};
 use crate::fastcgi::record::{self, Kind, RecordCodec, Role};
 use crate::{meta, router};
 
@@ -289,10 +289,8 @@ fn records(vars: &meta::MetaVars, body: &[u8], show: bool) -> Vec<FastcgiRecord>
         1,
         &record::begin_request(Role::Responder, true),
     );
-    let mut pairs = BytesMut::new();
-    for (name, value) in vars {
-        let _ = encode_pair(&mut pairs, name.as_bytes(), value.as_bytes());
-    }
+    let pairs =
+        encode_pairs(vars.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes()))).unwrap_or_default();
     record::encode_stream(&mut out, Kind::Params, 1, &pairs);
     record::encode_stream(&mut out, Kind::Params, 1, &[]);
     if !body.is_empty() {

@@ -180,7 +180,7 @@ impl Gateway {
                 Route::Fastcgi(app) => {
                     let meta = meta::build(&self.config, &app.target(), &info)?;
                     self.fastcgi
-                        .run(fastcgi_job(app, meta, body, &method, &uri, started))
+                        .run(fastcgi_job(app, meta, body, &method, &uri, started)?)
                         .await?
                 }
             };
@@ -254,20 +254,23 @@ fn fastcgi_job(
     method: &Method,
     uri: &Uri,
     started: Instant,
-) -> fastcgi::client::Job {
+) -> Result<fastcgi::client::Job, Error> {
     use std::os::unix::ffi::OsStrExt;
     let mount = app.mount;
-    let params = meta
-        .into_iter()
-        .map(|(name, value)| (name.into_bytes(), value.as_bytes().to_vec()))
+    // Encoded once, here: the meta-variables, then the mount's extra params (§3.4).
+    let pairs = meta
+        .iter()
+        .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
         .chain(
             mount
                 .params
                 .iter()
-                .map(|(n, v)| (n.clone().into_bytes(), v.clone().into_bytes())),
-        )
-        .collect();
-    fastcgi::client::Job {
+                .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+        );
+    let params = fastcgi::params::encode_pairs(pairs)
+        .map_err(|_| Error::HeadersTooLarge)?
+        .freeze();
+    Ok(fastcgi::client::Job {
         mount: mount.mount.clone(),
         read_timeout: mount.read_timeout,
         request_timeout: mount.launch.as_ref().and_then(|l| l.request_timeout),
@@ -276,7 +279,7 @@ fn fastcgi_job(
         method: method.clone(),
         path: uri.path().to_owned(),
         started,
-    }
+    })
 }
 
 /// RFC 3875 §5: on HTTP/1.x the script's bytes go to the client unchanged and hyper's

@@ -25,7 +25,6 @@ use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{Conn, Records, Writer};
-use super::params::encode_pair;
 use super::pool::{Endpoint, Lease, Link, Pool};
 use super::record::{self, Kind, Role};
 use crate::body::RequestBody;
@@ -51,8 +50,8 @@ pub struct Job {
     pub read_timeout: Duration,
     /// A launched app's `request_timeout`: past it the worker is stuck and replaced.
     pub request_timeout: Option<Duration>,
-    /// Meta-variables, then the mount's extra params.
-    pub params: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The FCGI_PARAMS stream's content: meta-variables, then the mount's extra params.
+    pub params: Bytes,
     pub body: RequestBody,
     pub method: Method,
     pub path: String,
@@ -205,7 +204,7 @@ fn new_pool(mount: &FastcgiMount) -> Pool {
 /// The write half of a connection while a request is being sent.
 enum Sending {
     /// Not written yet: the whole request is at hand.
-    Inline(Writer, u16, Vec<(Vec<u8>, Vec<u8>)>, RequestBody),
+    Inline(Writer, u16, Bytes, RequestBody),
     Sent(Writer),
     Task(JoinHandle<io::Result<Writer>>),
     Failed,
@@ -253,7 +252,7 @@ struct HalfConn {
 async fn write_request(
     mut writer: Writer,
     id: u16,
-    params: Vec<(Vec<u8>, Vec<u8>)>,
+    params: Bytes,
     body: RequestBody,
 ) -> io::Result<Writer> {
     let mut out = BytesMut::with_capacity(4096);
@@ -263,11 +262,7 @@ async fn write_request(
         id,
         &record::begin_request(Role::Responder, true),
     );
-    let mut pairs = BytesMut::new();
-    for (name, value) in &params {
-        encode_pair(&mut pairs, name, value).map_err(io::Error::other)?;
-    }
-    record::encode_stream(&mut out, Kind::Params, id, &pairs);
+    record::encode_stream(&mut out, Kind::Params, id, &params);
     record::encode_stream(&mut out, Kind::Params, id, &[]);
     match body {
         RequestBody::None => {}

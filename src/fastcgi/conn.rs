@@ -9,7 +9,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 
-use super::params::{decode_pairs, encode_pair};
+use super::params::{decode_pairs, encode_pairs};
 use super::record::{self, Kind, Record, RecordCodec, RecordError};
 use crate::config::Upstream;
 use crate::error::{Deadline, Error};
@@ -122,10 +122,8 @@ impl Values {
 pub async fn ask_values(address: &Upstream, timeout: Duration) -> Option<Values> {
     let asking = async {
         let mut conn = Conn::open(address, timeout, 0).await.ok()?;
-        let mut query = BytesMut::new();
-        for name in ["FCGI_MAX_CONNS", "FCGI_MAX_REQS", "FCGI_MPXS_CONNS"] {
-            encode_pair(&mut query, name.as_bytes(), b"").ok()?;
-        }
+        let names: [&[u8]; 3] = [b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS"];
+        let query = encode_pairs(names.map(|name| (name, &b""[..]))).ok()?;
         let mut out = BytesMut::new();
         record::encode_management(&mut out, Kind::GetValues, &query);
         conn.writer.write_all(&out).await.ok()?;
@@ -158,10 +156,12 @@ mod tests {
 
     #[test]
     fn values_give_the_smaller_limit() {
-        let mut content = BytesMut::new();
-        encode_pair(&mut content, b"FCGI_MAX_CONNS", b"5").unwrap();
-        encode_pair(&mut content, b"FCGI_MAX_REQS", b"3").unwrap();
-        encode_pair(&mut content, b"FCGI_MPXS_CONNS", b"0").unwrap();
+        let content = encode_pairs([
+            (&b"FCGI_MAX_CONNS"[..], &b"5"[..]),
+            (b"FCGI_MAX_REQS", b"3"),
+            (b"FCGI_MPXS_CONNS", b"0"),
+        ])
+        .unwrap();
         let values = Values::parse(&content);
         assert_eq!(values.capacity(), Some(3));
         assert_eq!(values.mpxs_conns, Some(false));

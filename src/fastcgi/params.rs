@@ -36,6 +36,17 @@ fn put_len(out: &mut BytesMut, len: usize) {
     }
 }
 
+/// A whole params stream's content, pair after pair.
+pub fn encode_pairs<'a>(
+    pairs: impl IntoIterator<Item = Pair<'a>>,
+) -> Result<BytesMut, ParamsError> {
+    let mut out = BytesMut::with_capacity(1024);
+    for (name, value) in pairs {
+        encode_pair(&mut out, name, value)?;
+    }
+    Ok(out)
+}
+
 /// A name and its value, borrowed from the decoded stream.
 pub type Pair<'a> = (&'a [u8], &'a [u8]);
 
