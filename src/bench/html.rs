@@ -121,12 +121,10 @@ fn throughput(targets: &[TargetReport]) -> String {
     for (i, t) in targets.iter().enumerate() {
         let y = i as f64 * ROW;
         let end = x(t.requests_per_second);
+        row_label(&mut svg, y, &t.target);
         let _ = write!(
             svg,
-            "<text x={:.1} y={:.1} text-anchor=end>{}</text><rect x={LABEL} y={:.1} width={:.1} height={:.1} fill={} /><text x={:.1} y={:.1}>{:.0}</text>",
-            LABEL - 8.0,
-            y + 18.0,
-            escape(&t.target),
+            "<rect x={LABEL} y={:.1} width={:.1} height={:.1} fill={} /><text x={:.1} y={:.1}>{:.0}</text>",
             y + 5.0,
             (end - LABEL).max(1.0),
             ROW - 10.0,
@@ -229,15 +227,12 @@ fn cpu_split(targets: &[TargetReport]) -> String {
         let total = (gateway + app).max(1e-9);
         let y = i as f64 * ROW;
         let split = LABEL + plot * gateway / total;
+        row_label(&mut svg, y, &t.target);
         let _ = write!(
             svg,
-            "<text x={:.1} y={:.1} text-anchor=end>{}</text>\
-             <rect x={LABEL} y={:.1} width={:.1} height={:.1} fill=#a0aec0 />\
+            "<rect x={LABEL} y={:.1} width={:.1} height={:.1} fill=#a0aec0 />\
              <rect x={split:.1} y={:.1} width={:.1} height={:.1} fill={} />\
              <text x={:.1} y={:.1}>Portico {gateway:.3} ms · {} {app:.3} ms</text>",
-            LABEL - 8.0,
-            y + 18.0,
-            escape(&t.target),
             y + 5.0,
             (split - LABEL).max(0.5),
             ROW - 10.0,
@@ -256,4 +251,15 @@ fn cpu_split(targets: &[TargetReport]) -> String {
     }
     svg.push_str("</svg>");
     svg
+}
+
+/// A bar's target name, right-aligned before the bar.
+fn row_label(svg: &mut String, y: f64, target: &str) {
+    let _ = write!(
+        svg,
+        "<text x={:.1} y={:.1} text-anchor=end>{}</text>",
+        LABEL - 8.0,
+        y + 18.0,
+        escape(target)
+    );
 }
