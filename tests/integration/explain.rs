@@ -6,22 +6,8 @@ use serde_json::Value;
 
 use crate::harness::{Fixture, PORTICO};
 
-const APPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/apps");
-
 fn explain(fx: &Fixture, args: &[&str]) -> (bool, String) {
-    let config = fx.config(&format!(
-        r#"
-[[cgi]]
-mount = "/cgi-bin"
-dir = "cgi-bin"
-
-[[wsgi]]
-mount = "/wsgi"
-app = "hello_wsgi:app"
-path = ["{APPS}"]
-workers = 1
-"#
-    ));
+    let config = fx.config(&crate::wsgi::config(1, ""));
     let output = Command::new(PORTICO)
         .arg("explain")
         .arg("--config")

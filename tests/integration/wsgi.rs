@@ -8,10 +8,10 @@ use crate::http::Request;
 
 const APPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/apps");
 
-fn serve(fx: &Fixture, extra: &str) -> Portico {
-    fx.serve_config(
-        &format!(
-            r#"
+/// A CGI mount of `cgi-bin` and `apps/hello_wsgi.py` at `/wsgi` on `workers` workers.
+pub fn config(workers: usize, extra: &str) -> String {
+    format!(
+        r#"
 [[cgi]]
 mount = "/cgi-bin"
 dir = "cgi-bin"
@@ -20,12 +20,14 @@ dir = "cgi-bin"
 mount = "/wsgi"
 app = "hello_wsgi:app"
 path = ["{APPS}"]
-workers = 2
+workers = {workers}
 {extra}
 "#
-        ),
-        &[],
     )
+}
+
+fn serve(fx: &Fixture, extra: &str) -> Portico {
+    fx.serve_config(&config(2, extra), &[])
 }
 
 #[test]
