@@ -16,18 +16,29 @@ use std::task::{Context, Poll, ready};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::BodyStream;
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 use crate::body::ResponseBody;
 
 /// The socket as hyper sees it.
 pub struct Connection {
+    /// Read through tokio's `AsyncRead`, which counts a short read as the socket drained
+    /// and so saves the `EAGAIN` read after every request.
+    read: OwnedReadHalf,
     shared: Arc<Shared>,
 }
 
 struct Shared {
-    stream: TcpStream,
+    write: OwnedWriteHalf,
     taken_over: AtomicBool,
+}
+
+impl Shared {
+    fn stream(&self) -> &TcpStream {
+        self.write.as_ref()
+    }
 }
 
 /// The right to take the socket over from hyper for one NPH response.
@@ -38,12 +49,14 @@ pub struct Takeover {
 
 impl Connection {
     pub fn new(stream: TcpStream) -> (Connection, Takeover) {
+        let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
-            stream,
+            write,
             taken_over: AtomicBool::new(false),
         });
         (
             Connection {
+                read,
                 shared: shared.clone(),
             },
             Takeover { shared },
@@ -57,7 +70,7 @@ impl Takeover {
     pub fn send_raw(self, head: Bytes, body: ResponseBody) {
         self.shared.taken_over.store(true, Ordering::SeqCst);
         tokio::spawn(async move {
-            let stream = &self.shared.stream;
+            let stream = self.shared.stream();
             if write_all(stream, &head).await.is_ok() {
                 let mut frames = BodyStream::new(body);
                 while let Some(Ok(frame)) = frames.next().await {
@@ -94,26 +107,20 @@ fn shutdown_write(stream: &TcpStream) {
 
 impl hyper::rt::Read for Connection {
     fn poll_read(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         mut buf: hyper::rt::ReadBufCursor<'_>,
     ) -> Poll<io::Result<()>> {
-        let stream = &self.shared.stream;
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            ready!(stream.poll_read_ready(cx))?;
-            // SAFETY: only the length of the unfilled part is read here.
-            let room = unsafe { buf.as_mut().len() };
-            let want = room.min(chunk.len());
-            match stream.try_read(&mut chunk[..want]) {
-                Ok(n) => {
-                    buf.put_slice(&chunk[..n]);
-                    return Poll::Ready(Ok(()));
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-        }
+        // SAFETY: tokio's ReadBuf only writes initialised bytes into the unfilled part and
+        // reports how many; exactly that many are then marked filled.
+        let filled = unsafe {
+            let mut read_buf = tokio::io::ReadBuf::uninit(buf.as_mut());
+            ready!(Pin::new(&mut self.read).poll_read(cx, &mut read_buf))?;
+            read_buf.filled().len()
+        };
+        // SAFETY: `filled` bytes were just written.
+        unsafe { buf.advance(filled) };
+        Poll::Ready(Ok(()))
     }
 }
 
@@ -128,8 +135,8 @@ impl hyper::rt::Write for Connection {
             return Poll::Ready(Ok(bytes.len()));
         }
         loop {
-            ready!(shared.stream.poll_write_ready(cx))?;
-            match shared.stream.try_write(bytes) {
+            ready!(shared.stream().poll_write_ready(cx))?;
+            match shared.stream().try_write(bytes) {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
@@ -147,8 +154,8 @@ impl hyper::rt::Write for Connection {
             return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
         }
         loop {
-            ready!(shared.stream.poll_write_ready(cx))?;
-            match shared.stream.try_write_vectored(bufs) {
+            ready!(shared.stream().poll_write_ready(cx))?;
+            match shared.stream().try_write_vectored(bufs) {
                 Ok(n) => return Poll::Ready(Ok(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
@@ -167,7 +174,7 @@ impl hyper::rt::Write for Connection {
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // After a takeover the raw writer shuts the socket down once the script is done.
         if !self.shared.taken_over.load(Ordering::SeqCst) {
-            shutdown_write(&self.shared.stream);
+            shutdown_write(self.shared.stream());
         }
         Poll::Ready(Ok(()))
     }

@@ -178,3 +178,6 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
         }
     })
 }
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

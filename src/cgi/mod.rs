@@ -15,7 +15,7 @@ mod stderr;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use http::{Method, Response};
@@ -128,7 +128,7 @@ impl Cgi {
             run.drive(tx.head, tx.body, tx.complete).await;
             drop(slot);
         });
-        Ok(rx.outcome().await)
+        Ok(rx.outcome(false).await)
     }
 
     /// Scripts running now.
@@ -196,8 +196,10 @@ pub(crate) fn reply_channel() -> (ReplySender, ReplyReceiver) {
 }
 
 impl ReplyReceiver {
-    /// Waits for the head and turns it into what the gateway answers.
-    pub(crate) async fn outcome(self) -> Outcome {
+    /// Waits for the head and turns it into what the gateway answers. With `ended`, the
+    /// owner has finished: a body that ended cleanly and is all in the channel is sent
+    /// whole, with a Content-Length, instead of chunk by chunk.
+    pub(crate) async fn outcome(self, ended: bool) -> Outcome {
         let reply = match self.head.await {
             Ok(reply) => reply,
             // The owner always answers unless its task panicked.
@@ -211,8 +213,12 @@ impl ReplyReceiver {
                 is_head_request,
             } => {
                 let is_nph = head.kind == response::Kind::Nph;
-                let response =
-                    run::response(head, first, is_head_request, self.body, self.complete);
+                let whole = ended && !is_nph && self.complete.load(Ordering::Acquire);
+                let response = if whole {
+                    run::whole_response(head, first, is_head_request, self.body)
+                } else {
+                    run::response(head, first, is_head_request, self.body, self.complete)
+                };
                 if is_nph {
                     Outcome::Nph { response, raw_head }
                 } else {

@@ -378,29 +378,34 @@ pub(super) fn response(
     body_rx: mpsc::Receiver<io::Result<Bytes>>,
     complete: Arc<AtomicBool>,
 ) -> Response<ResponseBody> {
+    let first = (!first.is_empty()).then(|| Ok(Frame::data(first)));
+    // A channel that closes before the script's output ended cleanly (deadline, shutdown,
+    // read error) ends the body with an error, so hyper cuts the response instead of
+    // framing a truncated body as complete.
+    let rest = futures_util::stream::unfold(Some(body_rx), move |rx| {
+        let complete = complete.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(chunk) => Some((chunk.map(Frame::data), Some(rx))),
+                None if complete.load(Ordering::Acquire) => None,
+                None => Some((Err(io::Error::other("script output cut short")), None)),
+            }
+        }
+    });
+    let body = StreamBody::new(futures_util::StreamExt::chain(
+        futures_util::stream::iter(first),
+        rest,
+    ))
+    .boxed();
+    with_head(head, is_head_request, body)
+}
+
+fn with_head(head: Head, is_head_request: bool, body: ResponseBody) -> Response<ResponseBody> {
     let body = if is_head_request {
         Empty::new().map_err(|never| match never {}).boxed()
     } else {
-        let first = (!first.is_empty()).then(|| Ok(Frame::data(first)));
-        // A channel that closes before the script's output ended cleanly (deadline, shutdown,
-        // read error) ends the body with an error, so hyper cuts the response instead of
-        // framing a truncated body as complete.
-        let rest = futures_util::stream::unfold(Some(body_rx), move |rx| {
-            let complete = complete.clone();
-            async move {
-                let mut rx = rx?;
-                match rx.recv().await {
-                    Some(chunk) => Some((chunk.map(Frame::data), Some(rx))),
-                    None if complete.load(Ordering::Acquire) => None,
-                    None => Some((Err(io::Error::other("script output cut short")), None)),
-                }
-            }
-        });
-        StreamBody::new(futures_util::StreamExt::chain(
-            futures_util::stream::iter(first),
-            rest,
-        ))
-        .boxed()
+        body
     };
     let mut response = Response::new(body);
     *response.status_mut() = head.status;
@@ -412,6 +417,25 @@ pub(super) fn response(
     }
     *response.headers_mut() = head.headers;
     response
+}
+
+/// The response for a body that has ended cleanly and is all at hand: one frame, so hyper
+/// frames it with a Content-Length.
+pub(super) fn whole_response(
+    head: Head,
+    first: Bytes,
+    is_head_request: bool,
+    mut body_rx: mpsc::Receiver<io::Result<Bytes>>,
+) -> Response<ResponseBody> {
+    let mut chunks = vec![first];
+    while let Ok(Ok(chunk)) = body_rx.try_recv() {
+        chunks.push(chunk);
+    }
+    let body = match chunks.len() {
+        1 => chunks.pop().unwrap_or_default(),
+        _ => Bytes::from(chunks.concat()),
+    };
+    with_head(head, is_head_request, crate::body::full(body))
 }
 
 /// Feeds the request body to the script. A script may exit without reading it all

@@ -157,8 +157,15 @@ impl FastCgi {
             failed: None,
             unsent: None,
         };
-        match exchange.pump(true).await {
-            Pumped::Ended(end) => exchange.finish(end).await,
+        let ended = match exchange.pump(true).await {
+            Pumped::Ended(end) => {
+                exchange.finish(end).await;
+                // The connection just went back to the pool and may have woken a request
+                // waiting for it: let that one send before this response is written, so
+                // the app gets its next request at once.
+                tokio::task::yield_now().await;
+                true
+            }
             Pumped::Waiting => {
                 self.owners.tasks.spawn(async move {
                     let end = match exchange.pump(false).await {
@@ -167,9 +174,10 @@ impl FastCgi {
                     };
                     exchange.finish(end).await;
                 });
+                false
             }
-        }
-        Ok(rx.outcome().await)
+        };
+        Ok(rx.outcome(ended).await)
     }
 
     /// Waits for the requests in flight, without ending them.
@@ -399,11 +407,19 @@ impl Exchange {
             return Pumped::Ended(End::Closed);
         };
         loop {
-            let record = if detach && self.head_tx.is_none() {
-                match conn.records.next().now_or_never() {
-                    Some(record) => record,
-                    None => return Pumped::Waiting,
+            // A record already read needs no deadline: timers and clock reads are only
+            // for the waits.
+            let ready = conn.records.next().now_or_never();
+            let record = if let Some(record) = ready {
+                if self.kill_all.is_cancelled() {
+                    return Pumped::Ended(End::Shutdown);
                 }
+                if self.total.is_some_and(|t| t <= tokio::time::Instant::now()) {
+                    return Pumped::Ended(End::Deadline(Deadline::Total));
+                }
+                record
+            } else if detach && self.head_tx.is_none() {
+                return Pumped::Waiting;
             } else {
                 let (mut deadline, mut which) = if self.head_tx.is_some() {
                     (

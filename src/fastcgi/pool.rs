@@ -9,7 +9,7 @@
 //! timeout, then gets a 503.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -132,6 +132,9 @@ pub struct Pool {
     stopped: Mutex<Option<String>>,
     /// Wakes the supervisor when requests wait (it may start a worker).
     pub demand: Notify,
+    /// Whether the supervisor may start another worker on demand: when it may not (a
+    /// fixed pool, or one at `max_workers`), waiting requests do not wake it.
+    may_grow: AtomicBool,
 }
 
 impl Pool {
@@ -151,7 +154,12 @@ impl Pool {
             waiters: Mutex::new(VecDeque::new()),
             stopped: Mutex::new(None),
             demand: Notify::new(),
+            may_grow: AtomicBool::new(false),
         }
+    }
+
+    pub fn set_may_grow(&self, may_grow: bool) {
+        self.may_grow.store(may_grow, Ordering::Relaxed);
     }
 
     pub fn endpoints(&self) -> Vec<Arc<Endpoint>> {
@@ -212,7 +220,9 @@ impl Pool {
                     waiters.push_back(tx);
                 }
             }
-            self.demand.notify_one();
+            if self.may_grow.load(Ordering::Relaxed) {
+                self.demand.notify_one();
+            }
             let mut turn = Turn { rx, pool: self };
             if tokio::time::timeout_at(deadline, &mut turn.rx)
                 .await

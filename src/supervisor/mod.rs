@@ -184,6 +184,8 @@ impl State {
                 () = stop.cancelled() => break,
             }
             self.restore();
+            self.pool
+                .set_may_grow(self.target < self.launch.max_workers);
             self.publish();
         }
         self.shutdown(&mut exits).await;

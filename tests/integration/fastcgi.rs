@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::{Fixture, Portico};
-use crate::http::Request;
+use crate::http::{Framing, Request};
 
 const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fcgi_app.py");
 
@@ -103,6 +103,30 @@ fn hello_through_a_fastcgi_mount() {
         ],
         Duration::from_secs(5),
     );
+}
+
+/// A response that is all in hand when its head is (one write from the app) goes out
+/// with a Content-Length; one still arriving is streamed, chunked.
+#[test]
+fn whole_response_gets_a_length_and_a_streamed_one_is_chunked() {
+    let fx = Fixture::new();
+    let (_app, portico) = serve(&fx, "");
+    for _ in 0..5 {
+        let response = portico.get("/fcgi/whole");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.text(), "hello\n");
+        assert_eq!(
+            response.framing,
+            Framing::Length(6),
+            "{:?}",
+            response.headers
+        );
+    }
+    let response = portico.get("/fcgi/big?3000000");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.framing, Framing::Chunked, "{:?}", response.headers);
+    assert!(response.complete);
+    assert_eq!(response.body.len(), 3_000_000);
 }
 
 #[test]
