@@ -10,6 +10,7 @@ use tokio::process::ChildStderr;
 const TAIL_LINES: usize = 5;
 /// Longer lines are cut for the log; a flood without newlines cannot grow memory.
 const MAX_LINE_BYTES: usize = 2048;
+const READ_BYTES: usize = 4096;
 
 /// The last stderr lines of one script, shared between its reader and its owner.
 #[derive(Clone, Default)]
@@ -37,14 +38,15 @@ impl Tail {
 /// Reads stderr to its end, logging each line; run as its own task so a script that fills
 /// the stderr pipe never blocks while Portico waits on stdout.
 pub async fn drain(mut stderr: ChildStderr, script: Arc<str>, pid: u32, tail: Tail) {
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 8192];
+    // Read straight into the line buffer: no chunk array in the future, which is copied
+    // into its task at every spawn.
+    let mut buf = Vec::new();
     loop {
-        let n = match stderr.read(&mut chunk).await {
+        buf.reserve(READ_BYTES);
+        match stderr.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        buf.extend_from_slice(&chunk[..n]);
+            Ok(_) => {}
+        }
         let mut start = 0;
         while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
             emit(&buf[start..start + nl], &script, pid, &tail);
