@@ -72,7 +72,7 @@ pub struct ServeArgs {
     /// Time running requests get to finish after SIGTERM/SIGINT.
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_timeout_seconds: Option<f64>,
-    /// Threads serving requests (default: half the CPUs, at least 1).
+    /// Threads serving requests (default: one per CPU).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Log filter (`info`, `debug`, `portico=trace`...); RUST_LOG works too.

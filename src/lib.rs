@@ -22,7 +22,8 @@
 //!   `stderr` logs the script's stderr; [`cgi::response`] parses the response head.
 //! - [`fastcgi`]: the same request as FastCGI 1.0 records: the codec ([`fastcgi::record`],
 //!   [`fastcgi::params`]), one connection ([`fastcgi::conn`]), a mount's endpoints and
-//!   their kept connections ([`fastcgi::pool`]), one request over them ([`fastcgi::client`]).
+//!   their kept connections ([`fastcgi::pool`]), one connection shared by many requests
+//!   for apps that multiplex ([`fastcgi::mux`]), one request over them ([`fastcgi::client`]).
 //! - [`supervisor`]: the launcher: worker processes on sockets of their own, restarted,
 //!   recycled, scaled and stopped by one task; `supervisor::worker` owns one process.
 //! - [`status`]: the operators' status page.

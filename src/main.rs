@@ -76,8 +76,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The blocking pool runs CGI spawns and file spooling: a few threads per CPU are enough
-    // and each one costs memory.
+    // The blocking pool runs file spooling, and CGI spawns when there is one runtime thread:
+    // a few threads per CPU are enough and each one costs memory.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads)

@@ -120,10 +120,17 @@ impl Cgi {
             self.limits.clone(),
             self.owners.kill_all.clone(),
         );
-        let run =
+        // Starting a script suspends the calling thread until the child has called execve
+        // (`exec`). With two runtime threads or more it happens right here, the others
+        // serving meanwhile; a lone runtime thread hands it to the blocking pool instead,
+        // so that I/O never stops. The hand-off costs two thread wake-ups per request.
+        let run = if tokio::runtime::Handle::current().metrics().num_workers() > 1 {
+            run::Run::start(job, &base_env, &limits, kill_all)?
+        } else {
             tokio::task::spawn_blocking(move || run::Run::start(job, &base_env, &limits, kill_all))
                 .await
-                .map_err(|e| Error::Spawn(std::io::Error::other(e)))??;
+                .map_err(|e| Error::Spawn(std::io::Error::other(e)))??
+        };
         self.owners.tasks.spawn(async move {
             run.drive(tx.head, tx.body, tx.complete).await;
             drop(slot);

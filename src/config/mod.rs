@@ -675,13 +675,11 @@ impl Validator<'_> {
     }
 }
 
-/// Half the CPUs, at least one. Portico's own share of a request is small (hyper, the head
-/// parser, a few syscalls); the rest of the CPUs go to the scripts and workers it runs.
-/// On 2 CPUs one thread served 14-30% more FastCGI requests/s than two at 8 connections
-/// (fewer wake-ups across threads) and as many at 64, and CGI kept its rate because
-/// spawning runs on the blocking pool.
+/// One per CPU. On 2 CPUs two threads served 5-10% more CGI requests/s than one (scripts
+/// start on the runtime threads, with no hand-off to the blocking pool) and as many
+/// FastCGI requests/s.
 fn default_threads() -> usize {
-    (std::thread::available_parallelism().map_or(1, |n| n.get()) / 2).max(1)
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// A value from the flag, else the file, else the default, with the file's span for errors.

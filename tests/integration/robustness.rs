@@ -778,6 +778,35 @@ fn many_short_scripts_leave_no_zombies_and_no_children() {
     );
 }
 
+/// Scripts start on the runtime threads when there are several, on the blocking pool when
+/// there is one: both ways serve concurrent requests and reap every child.
+#[test]
+fn concurrent_scripts_with_one_thread_and_with_two() {
+    let fx = Fixture::new();
+    fx.script("hello", HELLO);
+    fx.script("crash", "#!/bin/sh\nexit 1\n");
+    for threads in ["1", "2"] {
+        let portico = fx.serve(&["--threads", threads]);
+        thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..10 {
+                        let hello = portico.get("/cgi-bin/hello");
+                        assert_eq!(hello.status, 200, "threads {threads}: {}", portico.log());
+                        assert_eq!(portico.get("/cgi-bin/crash").status, 502);
+                    }
+                });
+            }
+        });
+        portico.assert_no_zombies();
+        assert!(
+            crate::harness::wait_until(3 * SECOND, || portico.children().is_empty()),
+            "threads {threads}: script processes outlived their requests: {:?}",
+            portico.children()
+        );
+    }
+}
+
 #[test]
 fn client_that_stops_reading_holds_the_script_only_until_the_total_deadline() {
     // The script writes far more than the socket buffers hold; the client never reads.
