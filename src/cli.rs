@@ -72,7 +72,7 @@ pub struct ServeArgs {
     /// Time running requests get to finish after SIGTERM/SIGINT.
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_timeout_seconds: Option<f64>,
-    /// Threads serving requests (default: one per CPU).
+    /// Threads serving requests (default: one per CPU with CGI mounts, else half the CPUs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
     /// Log filter (`info`, `debug`, `portico=trace`...); RUST_LOG works too.

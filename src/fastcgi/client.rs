@@ -407,19 +407,11 @@ impl Exchange {
             return Pumped::Ended(End::Closed);
         };
         loop {
-            // A record already read needs no deadline: timers and clock reads are only
-            // for the waits.
-            let ready = conn.records.next().now_or_never();
-            let record = if let Some(record) = ready {
-                if self.kill_all.is_cancelled() {
-                    return Pumped::Ended(End::Shutdown);
+            let record = if detach && self.head_tx.is_none() {
+                match conn.records.next().now_or_never() {
+                    Some(record) => record,
+                    None => return Pumped::Waiting,
                 }
-                if self.total.is_some_and(|t| t <= tokio::time::Instant::now()) {
-                    return Pumped::Ended(End::Deadline(Deadline::Total));
-                }
-                record
-            } else if detach && self.head_tx.is_none() {
-                return Pumped::Waiting;
             } else {
                 let (mut deadline, mut which) = if self.head_tx.is_some() {
                     (
