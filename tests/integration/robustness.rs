@@ -760,28 +760,10 @@ fn sigint_shuts_down_like_sigterm() {
     );
 }
 
+/// Many short scripts, four at a time, leave no zombie and no child, whether they start on
+/// the runtime threads (several) or on the blocking pool (one runtime thread).
 #[test]
 fn many_short_scripts_leave_no_zombies_and_no_children() {
-    let fx = Fixture::new();
-    fx.script("hello", HELLO);
-    fx.script("crash", "#!/bin/sh\nexit 1\n");
-    let portico = fx.serve(&[]);
-    for _ in 0..10 {
-        assert_eq!(portico.get("/cgi-bin/hello").status, 200);
-        assert_eq!(portico.get("/cgi-bin/crash").status, 502);
-    }
-    portico.assert_no_zombies();
-    assert!(
-        crate::harness::wait_until(3 * SECOND, || portico.children().is_empty()),
-        "script processes outlived their requests: {:?}",
-        portico.children()
-    );
-}
-
-/// Scripts start on the runtime threads when there are several, on the blocking pool when
-/// there is one: both ways serve concurrent requests and reap every child.
-#[test]
-fn concurrent_scripts_with_one_thread_and_with_two() {
     let fx = Fixture::new();
     fx.script("hello", HELLO);
     fx.script("crash", "#!/bin/sh\nexit 1\n");
