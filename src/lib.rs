@@ -18,8 +18,8 @@
 //! - [`body`]: request bodies (limits, spooling) and the response body type.
 //! - [`cgi`]: one process per request. Its `run` module is the task that owns one script
 //!   run (stdin, stdout, deadlines, the log line); [`cgi::spawn`] owns the process (pipes,
-//!   group kill, reaping with rusage) and starts it through `exec` (a vfork-style clone);
-//!   `stderr` logs the script's stderr; [`cgi::response`] parses the response head.
+//!   group kill, reaping with rusage) and starts it through `exec` (a vfork-style clone),
+//!   handing it its stdio through [`cgi::stdio_slots`]; `stderr` logs the script's stderr; [`cgi::response`] parses the response head.
 //! - [`fastcgi`]: the same request as FastCGI 1.0 records: the codec ([`fastcgi::record`],
 //!   [`fastcgi::params`]), one connection ([`fastcgi::conn`]), a mount's endpoints and
 //!   their kept connections ([`fastcgi::pool`]), one connection shared by many requests

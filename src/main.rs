@@ -79,6 +79,14 @@ fn serve(args: ServeArgs) -> ExitCode {
     // The blocking pool runs file spooling, and CGI spawns when there is one runtime thread:
     // a few threads per CPU are enough and each one costs memory.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Err(error) = portico::cgi::exec::keep_inherited_fds_from_scripts() {
+        tracing::warn!(%error, "fds inherited from the parent may reach scripts");
+    }
+    if !config.cgi.is_empty() {
+        // Before the runtime opens its fds, so that the slots get the lowest numbers. Runtime
+        // threads and blocking threads may each be spawning a script at once.
+        portico::cgi::stdio_slots::reserve(config.threads + 4 * cpus);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads)
         .max_blocking_threads(4 * cpus)

@@ -27,6 +27,10 @@ pub struct Plan<'a> {
     pub cwd: &'a CStr,
     /// Become fds 0, 1 and 2 of the child; each must be 3 or above.
     pub stdio: [RawFd; 3],
+    /// `Some(limit)`: the child shares Portico's fd table and keeps a private copy of only
+    /// the fds below `limit` (see `stdio_slots`), where `stdio` must lie. `None`: the
+    /// child gets a copy of the whole table.
+    pub share_fds_below: Option<RawFd>,
 }
 
 /// Shared with the child through the common memory; `error` is its way back.
@@ -37,9 +41,13 @@ struct ChildArgs {
     envp: *const *const c_char,
     cwd: *const c_char,
     stdio: [RawFd; 3],
+    /// Below zero: copy the whole table.
+    share_fds_below: RawFd,
     /// Bit `n` set: signal `n` must be reset to its default action.
     reset_signals: u64,
     error: c_int,
+    /// The kernel could not unshare part of the table.
+    unshare_failed: bool,
 }
 
 const STACK_WORDS: usize = 64 * 1024 / 16;
@@ -61,8 +69,15 @@ pub fn spawn(plan: &Plan<'_>) -> io::Result<libc::pid_t> {
         envp: plan.envp.as_ptr(),
         cwd: plan.cwd.as_ptr(),
         stdio: plan.stdio,
+        share_fds_below: plan.share_fds_below.unwrap_or(-1),
         reset_signals: *SIGNALS_TO_RESET.get_or_init(signals_to_reset),
         error: 0,
+        unshare_failed: false,
+    };
+    let share = if plan.share_fds_below.is_some() {
+        libc::CLONE_FILES
+    } else {
+        0
     };
     // Signals stay blocked until the child has reset every handler: a handler running in
     // the child would run on Portico's memory.
@@ -83,7 +98,7 @@ pub fn spawn(plan: &Plan<'_>) -> io::Result<libc::pid_t> {
             libc::clone(
                 child_main,
                 top,
-                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                libc::CLONE_VM | libc::CLONE_VFORK | share | libc::SIGCHLD,
                 (&raw mut args).cast::<c_void>(),
             )
         };
@@ -104,17 +119,36 @@ pub fn spawn(plan: &Plan<'_>) -> io::Result<libc::pid_t> {
         unsafe {
             libc::waitpid(pid, &mut status, 0);
         }
+        if args.unshare_failed {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "close_range(CLOSE_RANGE_UNSHARE) failed",
+            ));
+        }
         return Err(io::Error::from_raw_os_error(args.error));
     }
     Ok(pid)
 }
 
-/// The child, until `execve`: process group, stdio, working directory, signals, exec.
+/// The child, until `execve`: own fd table, process group, stdio, working directory,
+/// signals, exec.
 extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the parent's ChildArgs, alive while the parent is suspended.
     let args = unsafe { &mut *arg.cast::<ChildArgs>() };
     // SAFETY: only system-call wrappers below, on data the parent prepared.
     unsafe {
+        // First of all: until this succeeds, any change to an fd would be Portico's too.
+        if args.share_fds_below >= 0
+            && libc::syscall(
+                libc::SYS_close_range,
+                args.share_fds_below as libc::c_uint,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_UNSHARE,
+            ) != 0
+        {
+            args.unshare_failed = true;
+            return fail(args);
+        }
         for sig in 1..=64 {
             if args.reset_signals & (1 << (sig - 1)) != 0 {
                 let mut default: libc::sigaction = std::mem::zeroed();
@@ -139,6 +173,25 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         libc::execve(args.program, args.argv, args.envp);
         fail(args)
     }
+}
+
+/// Marks every fd from 3 up close-on-exec, so that none Portico inherited from whoever
+/// started it reaches a script (fds Portico opens itself are close-on-exec already).
+/// Called once at start-up; Portico can still use them itself.
+pub fn keep_inherited_fds_from_scripts() -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only sets a flag on open fds.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if done != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 static SIGNALS_TO_RESET: OnceLock<u64> = OnceLock::new();

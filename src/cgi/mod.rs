@@ -6,11 +6,12 @@
 //! the script and writes the request's log line. The caller gets the parsed head and a
 //! body that streams from the script's stdout with backpressure.
 
-mod exec;
+pub mod exec;
 pub mod response;
 mod run;
 pub mod spawn;
 mod stderr;
+pub mod stdio_slots;
 
 use std::ffi::OsString;
 use std::path::PathBuf;

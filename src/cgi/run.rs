@@ -12,7 +12,7 @@ use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::process::ChildStdin;
+use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
@@ -295,6 +295,10 @@ impl Run {
             pump.abort();
         }
         if matches!(stop, Stop::Eof | Stop::Io(_)) {
+            // Most scripts have exited by the time their stdout closes.
+            if let Some(exit) = self.process.try_reap()? {
+                return Ok(exit);
+            }
             let exited = tokio::select! {
                 r = self.process.exited() => r.is_ok(),
                 _ = sleep_until(self.total_deadline) => false,
@@ -440,7 +444,7 @@ pub(super) fn whole_response(
 
 /// Feeds the request body to the script. A script may exit without reading it all
 /// (EPIPE): that ends the pump, not the request.
-async fn pump(body: RequestBody, mut stdin: ChildStdin) {
+async fn pump(body: RequestBody, mut stdin: pipe::Sender) {
     match body {
         RequestBody::Memory(bytes) => {
             let _ = stdin.write_all(&bytes).await;

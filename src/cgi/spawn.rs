@@ -7,7 +7,7 @@
 //! from being reused while the group is signalled. Most scripts have exited by the time
 //! their stdout closes, so the pidfd is only opened for the others.
 
-use std::ffi::{CString, OsString, c_char};
+use std::ffi::{CStr, CString, OsString, c_char};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -18,9 +18,9 @@ use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+use tokio::net::unix::pipe;
 
-use super::exec;
+use super::{exec, stdio_slots};
 
 /// What the script reads on stdin.
 pub enum Input {
@@ -68,9 +68,9 @@ pub struct Process {
     pid: libc::pid_t,
     pidfd: Option<AsyncFd<OwnedFd>>,
     reaped: bool,
-    pub stdin: Option<ChildStdin>,
-    pub stdout: ChildStdout,
-    pub stderr: Option<ChildStderr>,
+    pub stdin: Option<pipe::Sender>,
+    pub stdout: pipe::Receiver,
+    pub stderr: Option<pipe::Receiver>,
 }
 
 /// Scripts started since Portico started (for `portico bench`'s spawns per second).
@@ -85,48 +85,61 @@ impl Process {
     /// `argv[0]` is an absolute path: no PATH search happens here.
     pub fn spawn(
         argv: &[OsString],
-        env: &[CString],
+        env: &CStrings,
         cwd: &Path,
         input: Input,
     ) -> io::Result<Process> {
-        let argv: Vec<CString> = argv
-            .iter()
-            .map(|a| c_string(a.as_bytes()))
-            .collect::<io::Result<_>>()?;
-        let program = argv.first().ok_or(io::ErrorKind::InvalidInput)?;
+        let mut args = CStrings::with_capacity(argv.len(), 0);
+        for arg in argv {
+            args.push(&[arg.as_bytes()])?;
+        }
+        let program = args.first().ok_or(io::ErrorKind::InvalidInput)?;
         let cwd = c_string(cwd.as_os_str().as_bytes())?;
-        let argv_ptrs: Vec<*const c_char> = argv
-            .iter()
-            .map(|a| a.as_ptr())
-            .chain([std::ptr::null()])
-            .collect();
-        let env_ptrs: Vec<*const c_char> = env
-            .iter()
-            .map(|e| e.as_ptr())
-            .chain([std::ptr::null()])
-            .collect();
+        let argv_ptrs = args.pointers();
+        let env_ptrs = env.pointers();
 
-        let (stdout_read, stdout_write) = pipe()?;
-        let (stderr_read, stderr_write) = pipe()?;
-        let (child_stdin, parent_stdin) = match input {
-            Input::None => (above_stdio(dev_null()?.try_clone()?)?, None),
+        let (stdout_read, stdout_write) = pipe(Parent::Reads)?;
+        let (stderr_read, stderr_write) = pipe(Parent::Reads)?;
+        // `child_stdin` keeps an fd of the child's open until the spawn; /dev/null needs none.
+        let (stdin_fd, child_stdin, parent_stdin) = match input {
+            Input::None => (dev_null()?.as_raw_fd(), None, None),
             Input::Pipe => {
-                let (read, write) = pipe()?;
-                (read, Some(write))
+                let (write, read) = pipe(Parent::Writes)?;
+                (read.as_raw_fd(), Some(read), Some(write))
             }
-            Input::File(file) => (above_stdio(file.into())?, None),
+            Input::File(file) => {
+                let fd = above_stdio(file.into())?;
+                (fd.as_raw_fd(), Some(fd), None)
+            }
         };
-        let pid = exec::spawn(&exec::Plan {
+        let stdio = [stdin_fd, stdout_write.as_raw_fd(), stderr_write.as_raw_fd()];
+        let plan = exec::Plan {
             program,
             argv: &argv_ptrs,
             envp: &env_ptrs,
             cwd: &cwd,
-            stdio: [
-                child_stdin.as_raw_fd(),
-                stdout_write.as_raw_fd(),
-                stderr_write.as_raw_fd(),
-            ],
-        })?;
+            stdio,
+            share_fds_below: None,
+        };
+        let pid = match stdio_slots::acquire() {
+            Some(mut slot) => {
+                let stdin = child_stdin.is_some().then_some(stdin_fd);
+                let shared = exec::Plan {
+                    stdio: slot.place([stdin, Some(stdio[1]), Some(stdio[2])])?,
+                    share_fds_below: Some(slot.limit()),
+                    ..plan
+                };
+                match exec::spawn(&shared) {
+                    Err(error) if error.kind() == io::ErrorKind::Unsupported => {
+                        stdio_slots::unusable();
+                        drop(slot);
+                        exec::spawn(&plan)
+                    }
+                    spawned => spawned,
+                }
+            }
+            None => exec::spawn(&plan),
+        }?;
         SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The child's ends close here, so EOF on stdout means the script (and its
         // children) closed theirs.
@@ -136,12 +149,10 @@ impl Process {
             pidfd: None,
             reaped: false,
             stdin: parent_stdin
-                .map(|fd| ChildStdin::from_std(std::process::ChildStdin::from(fd)))
+                .map(pipe::Sender::from_owned_fd_unchecked)
                 .transpose()?,
-            stdout: ChildStdout::from_std(std::process::ChildStdout::from(stdout_read))?,
-            stderr: Some(ChildStderr::from_std(std::process::ChildStderr::from(
-                stderr_read,
-            ))?),
+            stdout: pipe::Receiver::from_owned_fd_unchecked(stdout_read)?,
+            stderr: Some(pipe::Receiver::from_owned_fd_unchecked(stderr_read)?),
         })
     }
 
@@ -182,6 +193,13 @@ impl Process {
 
     /// Reaps the exited leader; call after `exited`.
     pub fn reap(&mut self) -> io::Result<Exit> {
+        self.try_reap()?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::WouldBlock, "script still running"))
+    }
+
+    /// Reaps the leader if it has exited. Once reaped, its pid may be reused, so this is
+    /// only for a script whose group will not be signalled any more.
+    pub fn try_reap(&mut self) -> io::Result<Option<Exit>> {
         let mut status = 0;
         // SAFETY: rusage is plain data that wait4 fills in.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -191,10 +209,7 @@ impl Process {
             return Err(io::Error::last_os_error());
         }
         if got == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "script still running",
-            ));
+            return Ok(None);
         }
         self.reaped = true;
         let status = if libc::WIFSIGNALED(status) {
@@ -203,11 +218,11 @@ impl Process {
             ExitStatus::Code(libc::WEXITSTATUS(status))
         };
         let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
-        Ok(Exit {
+        Ok(Some(Exit {
             status,
             cpu,
             max_rss_kb: usage.ru_maxrss,
-        })
+        }))
     }
 
     /// Ends the whole process group: SIGTERM, up to `grace` for the leader to exit, then
@@ -278,7 +293,8 @@ fn timeval(tv: libc::timeval) -> Duration {
 
 /// The environment every script starts from (PATH, `env.pass`, `env.set`), converted once.
 pub struct BaseEnv {
-    entries: Vec<(Vec<u8>, CString)>,
+    /// Each variable's name, and its `NAME=value` entry with its NUL.
+    entries: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl BaseEnv {
@@ -286,10 +302,9 @@ impl BaseEnv {
         let entries = vars
             .iter()
             .map(|(name, value)| {
-                Ok((
-                    name.as_bytes().to_vec(),
-                    env_entry(name.as_bytes(), value.as_bytes())?,
-                ))
+                let mut entry = CStrings::default();
+                entry.push(&[name.as_bytes(), b"=", value.as_bytes()])?;
+                Ok((name.as_bytes().to_vec(), entry.bytes))
             })
             .collect::<io::Result<_>>()?;
         Ok(BaseEnv { entries })
@@ -297,38 +312,91 @@ impl BaseEnv {
 
     /// One script's environment: the meta-variables, then the base variables they do not
     /// name (meta-variables win a clash).
-    pub fn with_meta(&self, meta: &[(String, OsString)]) -> io::Result<Vec<CString>> {
-        let mut env = Vec::with_capacity(meta.len() + self.entries.len());
+    pub fn with_meta(&self, meta: &[(String, OsString)]) -> io::Result<CStrings> {
+        let bytes = meta
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 2)
+            .sum::<usize>()
+            + self.entries.iter().map(|(_, e)| e.len()).sum::<usize>();
+        let mut env = CStrings::with_capacity(meta.len() + self.entries.len(), bytes);
         for (name, value) in meta {
-            env.push(env_entry(name.as_bytes(), value.as_bytes())?);
+            env.push(&[name.as_bytes(), b"=", value.as_bytes()])?;
         }
         for (name, entry) in &self.entries {
             if !meta.iter().any(|(n, _)| n.as_bytes() == name.as_slice()) {
-                env.push(entry.clone());
+                env.starts.push(env.bytes.len());
+                env.bytes.extend_from_slice(entry);
             }
         }
         Ok(env)
     }
 }
 
-fn env_entry(name: &[u8], value: &[u8]) -> io::Result<CString> {
-    let mut entry = Vec::with_capacity(name.len() + value.len() + 2);
-    entry.extend_from_slice(name);
-    entry.push(b'=');
-    entry.extend_from_slice(value);
-    c_string(&entry)
+/// NUL-terminated strings for `execve` (an argv or an environment) in one buffer: a
+/// script's environment is a few dozen variables, built for every request.
+#[derive(Default)]
+pub struct CStrings {
+    bytes: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl CStrings {
+    fn with_capacity(strings: usize, bytes: usize) -> CStrings {
+        CStrings {
+            bytes: Vec::with_capacity(bytes),
+            starts: Vec::with_capacity(strings),
+        }
+    }
+
+    /// Appends one string made of `parts`; none may contain NUL.
+    fn push(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if parts.iter().any(|part| part.contains(&0)) {
+            return Err(nul_error());
+        }
+        self.starts.push(self.bytes.len());
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+        self.bytes.push(0);
+        Ok(())
+    }
+
+    fn first(&self) -> Option<&CStr> {
+        CStr::from_bytes_until_nul(&self.bytes).ok()
+    }
+
+    /// The NULL-terminated pointer array `execve` takes; valid while `self` is.
+    fn pointers(&self) -> Vec<*const c_char> {
+        let base = self.bytes.as_ptr();
+        self.starts
+            .iter()
+            // SAFETY: every start is an offset inside `bytes`.
+            .map(|&start| unsafe { base.add(start) }.cast::<c_char>())
+            .chain([std::ptr::null()])
+            .collect()
+    }
 }
 
 fn c_string(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "NUL byte in a command or environment",
-        )
-    })
+    CString::new(bytes).map_err(|_| nul_error())
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+fn nul_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "NUL byte in a command or environment",
+    )
+}
+
+/// Which end of a pipe Portico keeps.
+enum Parent {
+    Reads,
+    Writes,
+}
+
+/// A pipe as (Portico's end, the child's end). Portico's end is non-blocking, as tokio
+/// needs; the child's stays blocking, as scripts expect of their stdio.
+fn pipe(parent: Parent) -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two fds on success.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -336,7 +404,16 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     }
     // SAFETY: both fds are new and owned by nobody else.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((above_stdio(read)?, above_stdio(write)?))
+    let (ours, theirs) = match parent {
+        Parent::Reads => (read, write),
+        Parent::Writes => (write, read),
+    };
+    let on: libc::c_int = 1;
+    // SAFETY: FIONBIO reads one c_int; `ours` is open.
+    if unsafe { libc::ioctl(ours.as_raw_fd(), libc::FIONBIO, &on) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((ours, above_stdio(theirs)?))
 }
 
 /// Moves an fd to 3 or above, so that making it the child's fd 0, 1 or 2 cannot overwrite
@@ -374,7 +451,7 @@ mod tests {
         vec!["/bin/sh".into(), "-c".into(), script.into()]
     }
 
-    async fn run(argv: &[OsString], env: &[CString], cwd: &Path) -> (String, Exit) {
+    async fn run(argv: &[OsString], env: &CStrings, cwd: &Path) -> (String, Exit) {
         let mut process = Process::spawn(argv, env, cwd, Input::None).unwrap();
         let mut out = String::new();
         process.stdout.read_to_string(&mut out).await.unwrap();
@@ -406,9 +483,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn child_gets_its_stdio_and_no_other_fd() {
+        // The test runner may have inherited fds of its own, as Portico may.
+        exec::keep_inherited_fds_from_scripts().unwrap();
+        let argv = ["/bin/ls".into(), "-l".into(), "/proc/self/fd".into()];
+        let (out, exit) = run(&argv, &CStrings::default(), Path::new("/")).await;
+        assert!(exit.status.is_success());
+        let fds: Vec<(&str, &str)> = out
+            .lines()
+            .filter_map(|line| line.split_once(" -> "))
+            .map(|(left, target)| (left.rsplit(' ').next().unwrap(), target))
+            // ls's own handle on the directory it lists.
+            .filter(|(_, target)| !target.starts_with("/proc/"))
+            .collect();
+        assert_eq!(fds.len(), 3, "{out}");
+        assert_eq!(fds[0], ("0", "/dev/null"));
+        assert_eq!(fds[1].0, "1");
+        assert_eq!(fds[2].0, "2");
+        assert!(fds[1].1.starts_with("pipe:") && fds[2].1.starts_with("pipe:"));
+        assert_ne!(fds[1].1, fds[2].1);
+    }
+
+    #[tokio::test]
     async fn sigpipe_has_its_default_action_in_the_child() {
         // Rust ignores SIGPIPE in Portico; a script writing to a closed pipe must die of it.
-        let (_, exit) = run(&sh("kill -PIPE $$; echo survived"), &[], Path::new("/")).await;
+        let (_, exit) = run(
+            &sh("kill -PIPE $$; echo survived"),
+            &CStrings::default(),
+            Path::new("/"),
+        )
+        .await;
         assert_eq!(exit.status, ExitStatus::Signal(libc::SIGPIPE));
     }
 
@@ -416,16 +520,21 @@ mod tests {
     async fn exec_failure_is_reported_as_an_error() {
         let err = Process::spawn(
             &["/nonexistent/script".into()],
-            &[],
+            &CStrings::default(),
             Path::new("/"),
             Input::None,
         )
         .err()
         .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
-        let err = Process::spawn(&sh("true"), &[], Path::new("/nonexistent"), Input::None)
-            .err()
-            .unwrap();
+        let err = Process::spawn(
+            &sh("true"),
+            &CStrings::default(),
+            Path::new("/nonexistent"),
+            Input::None,
+        )
+        .err()
+        .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 
@@ -433,7 +542,7 @@ mod tests {
     async fn terminate_ends_the_whole_group() {
         let mut process = Process::spawn(
             &sh("sleep 100 & sleep 100"),
-            &[],
+            &CStrings::default(),
             Path::new("/"),
             Input::None,
         )

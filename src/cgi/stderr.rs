@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncReadExt;
-use tokio::process::ChildStderr;
+use tokio::net::unix::pipe;
 
 const TAIL_LINES: usize = 5;
 /// Longer lines are cut for the log; a flood without newlines cannot grow memory.
@@ -37,7 +37,7 @@ impl Tail {
 
 /// Reads stderr to its end, logging each line; run as its own task so a script that fills
 /// the stderr pipe never blocks while Portico waits on stdout.
-pub async fn drain(mut stderr: ChildStderr, script: Arc<str>, pid: u32, tail: Tail) {
+pub async fn drain(mut stderr: pipe::Receiver, script: Arc<str>, pid: u32, tail: Tail) {
     // Read straight into the line buffer: no chunk array in the future, which is copied
     // into its task at every spawn.
     let mut buf = Vec::new();
