@@ -235,12 +235,6 @@ impl Process {
         self.exited().await?;
         self.reap()
     }
-
-    /// Kills what is left of the group once the leader has exited (it is still a zombie),
-    /// for children that kept the output pipes open.
-    pub fn kill_stragglers(&self) {
-        kill_group(self.pid, libc::SIGKILL);
-    }
 }
 
 impl Drop for Process {
