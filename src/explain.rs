@@ -387,18 +387,7 @@ fn run_cgi(
         .stdout
         .take()
         .ok_or(ExplainError::Request("no stdout".into()))?;
-    let mut output = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let mut first = None;
-    loop {
-        let n = stdout.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        first.get_or_insert_with(|| started.elapsed());
-        output.extend_from_slice(&chunk[..n]);
-    }
-    let last = started.elapsed();
+    let (output, first, last) = read_timed(&mut stdout, started)?;
     let exit = child.wait()?.code();
     let head_end = response::find_head_end(&output).unwrap_or(output.len());
     let raw = &output[..head_end];
@@ -464,18 +453,7 @@ fn fetch(
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     stream.write_all(request.as_bytes())?;
     stream.write_all(body)?;
-    let mut response = Vec::new();
-    let mut chunk = [0u8; 8192];
-    let mut first = None;
-    loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        first.get_or_insert_with(|| started.elapsed());
-        response.extend_from_slice(&chunk[..n]);
-    }
-    let last = started.elapsed();
+    let (response, first, last) = read_timed(&mut stream, started)?;
     let status = String::from_utf8_lossy(&response)
         .split_whitespace()
         .nth(1)
@@ -567,6 +545,26 @@ impl Explanation {
         );
         out
     }
+}
+
+/// Reads `from` to its end: the bytes, and the time from `started` to the first and to
+/// the last of them.
+fn read_timed(
+    from: &mut impl Read,
+    started: Instant,
+) -> std::io::Result<(Vec<u8>, Option<Duration>, Duration)> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let mut first = None;
+    loop {
+        let n = from.read(&mut chunk)?;
+        if n == 0 {
+            break;
+        }
+        first.get_or_insert_with(|| started.elapsed());
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+    Ok((bytes, first, started.elapsed()))
 }
 
 fn display_mount(mount: &str) -> &str {
