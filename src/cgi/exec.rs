@@ -80,13 +80,23 @@ pub fn spawn(plan: &Plan<'_>) -> io::Result<libc::pid_t> {
         0
     };
     // Signals stay blocked until the child has reset every handler: a handler running in
-    // the child would run on Portico's memory.
+    // the child would run on Portico's memory. SIGCHLD is left unblocked while it has no
+    // handler (tokio installs one once the launcher has started a worker): scripts end all
+    // the time, and one ending while this thread blocks SIGCHLD would have the kernel queue
+    // it and wake another thread of Portico to discard it.
+    let sigchld_handled = has_handler(libc::SIGCHLD);
+    if sigchld_handled {
+        args.reset_signals |= 1 << (libc::SIGCHLD - 1);
+    }
     // SAFETY: plain sigset_t manipulation on local values.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    let mut blocked: libc::sigset_t = unsafe { std::mem::zeroed() };
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        libc::sigfillset(&mut blocked);
+        if !sigchld_handled {
+            libc::sigdelset(&mut blocked, libc::SIGCHLD);
+        }
+        libc::pthread_sigmask(libc::SIG_SETMASK, &blocked, &mut old);
     }
     let result = CHILD_STACK.with(|stack| {
         let mut stack = stack.borrow_mut();
@@ -200,25 +210,23 @@ static SIGNALS_TO_RESET: OnceLock<u64> = OnceLock::new();
 /// Portico (the handler would run on Portico's memory), and SIGPIPE, which Rust's runtime
 /// ignores and a script must see with its default action. Ignored signals otherwise stay
 /// ignored across `execve`, as with posix_spawn. Read once, at the first spawn: Portico
-/// installs its handlers (SIGTERM, SIGINT) before it serves, and none later. glibc's
-/// posix_spawn asks the kernel about all 64 signals in every child instead.
+/// installs its handlers (SIGTERM, SIGINT, SIGHUP) before it serves; SIGCHLD, whose handler
+/// may come later, is looked at on every spawn. glibc's posix_spawn asks the kernel about
+/// all 64 signals in every child instead.
 fn signals_to_reset() -> u64 {
-    let mut mask = 0u64;
-    for sig in 1..=64 {
-        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
-            continue;
-        }
-        // SAFETY: a query only; `action` is plain data.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        if unsafe { libc::sigaction(sig, std::ptr::null(), &mut action) } != 0 {
-            continue;
-        }
-        let handled = action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN;
-        if handled || sig == libc::SIGPIPE {
-            mask |= 1 << (sig - 1);
-        }
+    (1..=64)
+        .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+        .filter(|&sig| sig == libc::SIGPIPE || has_handler(sig))
+        .fold(0, |mask, sig| mask | 1 << (sig - 1))
+}
+
+fn has_handler(sig: c_int) -> bool {
+    // SAFETY: a query only; `action` is plain data.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sigaction(sig, std::ptr::null(), &mut action) } != 0 {
+        return false;
     }
-    mask
+    action.sa_sigaction != libc::SIG_DFL && action.sa_sigaction != libc::SIG_IGN
 }
 
 /// Reports errno to the parent and exits without running any of Portico's exit code.

@@ -1,10 +1,11 @@
 //! CGI mode: one process per request (RFC 3875).
 //!
 //! `Cgi::run` admits a request (bounded concurrency, bounded queue wait), spawns its
-//! script and hands the process to a task of its own (`run`), which owns it to the end:
-//! it feeds stdin, reads stderr and stdout at once, enforces the three deadlines, reaps
-//! the script and writes the request's log line. The caller gets the parsed head and a
-//! body that streams from the script's stdout with backpressure.
+//! script and drives its run (`run`), which owns the process to the end: it feeds stdin,
+//! reads stderr and stdout at once, enforces the three deadlines, reaps the script and
+//! writes the request's log line. The caller gets the parsed head and a body that streams
+//! from the script's stdout with backpressure; a run still going once its head is out goes
+//! on as a task of its own.
 
 pub mod exec;
 pub mod response;
@@ -15,8 +16,10 @@ pub mod stdio_slots;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use http::{Method, Response};
@@ -132,11 +135,18 @@ impl Cgi {
                 .await
                 .map_err(|e| Error::Spawn(std::io::Error::other(e)))??
         };
-        self.owners.tasks.spawn(async move {
+        // The run is driven right here until its head is known, so that a script that ends
+        // at once costs no task of its own; a longer one goes on as its own task.
+        let mut drive = FinishesAlone::new(self.owners.tasks.track_future(async move {
             run.drive(tx.head, tx.body, tx.complete).await;
             drop(slot);
-        });
-        Ok(rx.outcome(false).await)
+        }));
+        let mut outcome = pin!(rx.outcome());
+        Ok(tokio::select! {
+            biased;
+            () = &mut drive => outcome.await,
+            outcome = &mut outcome => outcome,
+        })
     }
 
     /// Scripts running now.
@@ -152,6 +162,38 @@ impl Cgi {
     /// Ends every running script (TERM, grace, KILL) and waits until all are reaped.
     pub async fn kill_all_and_wait(&self) {
         self.owners.kill_all_and_wait().await;
+    }
+}
+
+/// A future polled in place by its caller that, dropped before it is done, goes on as a
+/// task of its own: a run must reach its end (reap, log line) whatever the client does.
+pub(crate) struct FinishesAlone(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
+
+impl FinishesAlone {
+    pub fn new(future: impl Future<Output = ()> + Send + 'static) -> FinishesAlone {
+        FinishesAlone(Some(Box::pin(future)))
+    }
+}
+
+impl Future for FinishesAlone {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if let Some(future) = &mut self.0 {
+            ready!(future.as_mut().poll(cx));
+            self.0 = None;
+        }
+        Poll::Ready(())
+    }
+}
+
+impl Drop for FinishesAlone {
+    fn drop(&mut self) {
+        if let Some(future) = self.0.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(future);
+        }
     }
 }
 
@@ -204,10 +246,10 @@ pub(crate) fn reply_channel() -> (ReplySender, ReplyReceiver) {
 }
 
 impl ReplyReceiver {
-    /// Waits for the head and turns it into what the gateway answers. With `ended`, the
-    /// owner has finished: a body that ended cleanly and is all in the channel is sent
+    /// Waits for the head and turns it into what the gateway answers. A body that has
+    /// already ended cleanly (`complete`, set after its last chunk was queued) is sent
     /// whole, with a Content-Length, instead of chunk by chunk.
-    pub(crate) async fn outcome(self, ended: bool) -> Outcome {
+    pub(crate) async fn outcome(self) -> Outcome {
         let reply = match self.head.await {
             Ok(reply) => reply,
             // The owner always answers unless its task panicked.
@@ -221,7 +263,7 @@ impl ReplyReceiver {
                 is_head_request,
             } => {
                 let is_nph = head.kind == response::Kind::Nph;
-                let whole = ended && !is_nph && self.complete.load(Ordering::Acquire);
+                let whole = !is_nph && self.complete.load(Ordering::Acquire);
                 let response = if whole {
                     run::whole_response(head, first, is_head_request, self.body)
                 } else {

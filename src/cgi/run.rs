@@ -1,13 +1,17 @@
-//! One script run, owned by one task from spawn to reap: stdin fed from the request body,
+//! One script run, owned by one future from spawn to reap: stdin fed from the request body,
 //! stderr logged, stdout read with the head, idle and total deadlines, the whole process
-//! group ended on a deadline, a client that went away or shutdown, and one log line.
+//! group ended on a deadline, a client that went away or shutdown, and one log line. The
+//! request's own task drives it until the head is out (a script that ends at once is done
+//! by then); whatever is left runs as a task of its own.
 
 use std::io;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::FutureExt;
 use http::{Method, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, StreamBody};
 use hyper::body::Frame;
@@ -33,11 +37,13 @@ const READ_CHUNK: usize = 64 * 1024;
 const HEAD_CHUNK: usize = 8 * 1024;
 /// How long a failed script's stderr may take to reach its end before the log line is written.
 const STDERR_SETTLE: Duration = Duration::from_millis(250);
+/// How long output is gathered after the head before it is sent: most scripts end within
+/// it, and are answered in one write with a Content-Length instead of chunk by chunk.
+const GATHER_WINDOW: Duration = Duration::from_millis(1);
 
 pub(super) struct Run {
     process: Process,
     stdin_pump: Option<JoinHandle<()>>,
-    stderr_reader: Option<JoinHandle<()>>,
     tail: Tail,
     is_nph: bool,
     is_head_request: bool,
@@ -77,15 +83,6 @@ impl Run {
         };
         let env = base_env.with_meta(&job.meta).map_err(Error::Spawn)?;
         let mut process = Process::spawn(&job.argv, &env, &job.cwd, input).map_err(Error::Spawn)?;
-        let tail = Tail::default();
-        let stderr_reader = process.stderr.take().map(|pipe| {
-            tokio::spawn(stderr::drain(
-                pipe,
-                job.script.clone(),
-                process.pid(),
-                tail.clone(),
-            ))
-        });
         let stdin_pump = match (feed, process.stdin.take()) {
             (Some(body), Some(stdin)) => Some(tokio::spawn(pump(body, stdin))),
             _ => None,
@@ -94,8 +91,7 @@ impl Run {
         Ok(Run {
             process,
             stdin_pump,
-            stderr_reader,
-            tail,
+            tail: Tail::default(),
             is_nph: job.is_nph,
             is_head_request: job.method == Method::HEAD,
             method: job.method,
@@ -110,13 +106,65 @@ impl Run {
         })
     }
 
-    /// Runs the script to its end: head to `head_tx`, body chunks to `body_tx`.
+    /// Runs the script to its end: head to `head_tx`, body chunks to `body_tx`, stderr to
+    /// the log, then the request's log line. Stderr is read in this same task while it
+    /// lasts; only a reader still waiting after the log line (a child of the script may
+    /// hold stderr open) goes on as a task of its own.
     pub(super) async fn drive(
         mut self,
-        mut head_tx: oneshot::Sender<Reply>,
+        head_tx: oneshot::Sender<Reply>,
         body_tx: mpsc::Sender<io::Result<Bytes>>,
         complete: Arc<AtomicBool>,
     ) {
+        let pid = self.process.pid();
+        let mut stderr = self.process.stderr.take().map(|pipe| {
+            Box::pin(stderr::drain(
+                pipe,
+                self.script.clone(),
+                pid,
+                self.tail.clone(),
+            ))
+        });
+        let report = {
+            let mut work = pin!(self.work(head_tx, body_tx, complete));
+            loop {
+                match stderr.as_mut() {
+                    Some(reader) => tokio::select! {
+                        report = &mut work => break report,
+                        () = reader => stderr = None,
+                    },
+                    None => break work.await,
+                }
+            }
+        };
+        if let Some(reader) = stderr.as_mut() {
+            // A failed script's last lines may still be in the pipe; a clean one's reader
+            // gets one more look, as its end usually came with stdout's.
+            let ended = if report.failed() {
+                tokio::time::timeout(STDERR_SETTLE, reader).await.is_ok()
+            } else {
+                reader.now_or_never().is_some()
+            };
+            if ended {
+                stderr = None;
+            }
+        }
+        self.log(&report);
+        if let Some((head_tx, error)) = report.failure {
+            let _ = head_tx.send(Reply::Failed(error));
+        }
+        if let Some(reader) = stderr {
+            tokio::spawn(reader);
+        }
+    }
+
+    /// Everything but stderr and the log line: head, body, end of the process.
+    async fn work(
+        &mut self,
+        mut head_tx: oneshot::Sender<Reply>,
+        body_tx: mpsc::Sender<io::Result<Bytes>>,
+        complete: Arc<AtomicBool>,
+    ) -> Report {
         let mut buf = BytesMut::with_capacity(HEAD_CHUNK);
         let head = match self.read_head(&mut buf, &mut head_tx).await {
             Ok(head) => head,
@@ -128,32 +176,19 @@ impl Run {
                     Stop::ClientGone => Error::ClientGone,
                     Stop::Shutdown => Error::ShuttingDown,
                 };
-                let head_result = Err((error.status(), error.to_string()));
                 let exit = self.end(&stop).await;
-                self.log(head_result, 0, &stop, exit).await;
-                let _ = head_tx.send(Reply::Failed(error));
-                return;
+                return Report::failed_before_head(head_tx, error, stop, exit);
             }
         };
         let (head, raw_head) = match head {
             Ok(head) => head,
             Err(e) => {
-                let error = Error::Head(e);
                 let exit = self.end(&Stop::Eof).await;
-                self.log(
-                    Err((error.status(), error.to_string())),
-                    0,
-                    &Stop::Eof,
-                    exit,
-                )
-                .await;
-                let _ = head_tx.send(Reply::Failed(error));
-                return;
+                return Report::failed_before_head(head_tx, Error::Head(e), Stop::Eof, exit);
             }
         };
 
         let status = head.status;
-        let first = buf.split().freeze();
         let (stop, bytes) = if head.kind == Kind::LocalRedirect || self.is_head_request {
             // Nothing of the body is sent: the output is drained so the script ends normally.
             let reply = match head.location.clone() {
@@ -170,6 +205,15 @@ impl Run {
             let _ = head_tx.send(reply);
             (self.pipe_body(&mut buf, None).await.0, 0)
         } else {
+            let ended = if self.is_nph {
+                None
+            } else {
+                self.gather(&mut buf).await
+            };
+            if let Some(Stop::Eof) = ended {
+                complete.store(true, Ordering::Release);
+            }
+            let first = buf.split().freeze();
             let sent_first = first.len() as u64;
             let reply = Reply::Head {
                 head,
@@ -179,6 +223,8 @@ impl Run {
             };
             if head_tx.send(reply).is_err() {
                 (Stop::ClientGone, 0)
+            } else if let Some(stop) = ended {
+                (stop, sent_first)
             } else {
                 let (stop, bytes) = self.pipe_body(&mut buf, Some(&body_tx)).await;
                 (stop, bytes + sent_first)
@@ -189,7 +235,13 @@ impl Run {
         }
         drop(body_tx);
         let exit = self.end(&stop).await;
-        self.log(Ok(status), bytes, &stop, exit).await;
+        Report {
+            outcome: Ok(status),
+            bytes,
+            stop,
+            exit,
+            failure: None,
+        }
     }
 
     /// Reads stdout until the blank line that ends the head. The outer error is why reading
@@ -231,6 +283,24 @@ impl Run {
                 _ = self.kill_all.cancelled() => return Err(Stop::Shutdown),
             }
         }
+    }
+
+    /// Reads on for up to `GATHER_WINDOW` after the head, while less than a large read has
+    /// come. `Some` when stdout ended (or failed) within it.
+    async fn gather(&mut self, buf: &mut BytesMut) -> Option<Stop> {
+        let until = tokio::time::Instant::now() + GATHER_WINDOW;
+        while buf.len() < READ_CHUNK {
+            buf.reserve(HEAD_CHUNK);
+            tokio::select! {
+                read = self.process.stdout.read_buf(buf) => match read {
+                    Ok(0) => return Some(Stop::Eof),
+                    Ok(_) => {}
+                    Err(e) => return Some(Stop::Io(e)),
+                },
+                _ = sleep_until(until) => return None,
+            }
+        }
+        None
     }
 
     /// Copies stdout to the client (or drains it when `body_tx` is `None`) until EOF,
@@ -311,53 +381,41 @@ impl Run {
         self.process.terminate(self.kill_grace).await
     }
 
-    async fn log(
-        &mut self,
-        outcome: Result<StatusCode, (StatusCode, String)>,
-        bytes: u64,
-        stop: &Stop,
-        exit: io::Result<Exit>,
-    ) {
+    fn log(&self, report: &Report) {
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let (status, cause) = match &outcome {
+        let (status, cause) = match &report.outcome {
             Ok(status) => (*status, None),
             Err((status, cause)) => (*status, Some(cause.as_str())),
         };
-        let io_cause = match stop {
+        let io_cause = match &report.stop {
             Stop::Io(e) => Some(format!("reading stdout: {e}")),
             _ => None,
         };
         let cause = cause.or(io_cause.as_deref());
-        let deadline = match stop {
+        let deadline = match &report.stop {
             Stop::Deadline(d) => Some(tracing::field::display(d)),
             _ => None,
         };
-        let killed = match stop {
+        let killed = match &report.stop {
             Stop::Deadline(_) => Some("deadline"),
             Stop::ClientGone => Some("client gone"),
             Stop::Shutdown => Some("shutdown"),
             Stop::Eof | Stop::Io(_) => None,
         };
-        let (exit_text, cpu_ms, max_rss_kb, clean) = match &exit {
+        let (exit_text, cpu_ms, max_rss_kb) = match &report.exit {
             Ok(e) => (
                 e.status.to_string(),
                 e.cpu.as_secs_f64() * 1000.0,
                 e.max_rss_kb,
-                e.status.is_success(),
             ),
-            Err(e) => (format!("unknown ({e})"), 0.0, 0, false),
+            Err(e) => (format!("unknown ({e})"), 0.0, 0),
         };
-        let failed = cause.is_some() || killed.is_some() || !clean;
-        // The last lines may still be in the pipe; a child of the script holding stderr
-        // open must not hold up the log line for long.
-        if failed && let Some(reader) = self.stderr_reader.take() {
-            let _ = tokio::time::timeout(STDERR_SETTLE, reader).await;
-        }
         let pid = self.process.pid();
         let status = status.as_u16();
+        let bytes = report.bytes;
         let duration_ms = format_args!("{duration_ms:.2}");
         let cpu_ms = format_args!("{cpu_ms:.2}");
-        if !failed {
+        if !report.failed() {
             tracing::info!(
                 target: "portico::access",
                 method = %self.method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
@@ -371,6 +429,40 @@ impl Run {
                 exit = %exit_text, cpu_ms, max_rss_kb, killed, deadline, cause, ?stderr,
             );
         }
+    }
+}
+
+/// How one run went, for its log line.
+struct Report {
+    /// The status sent, or the one the failure maps to and why.
+    outcome: Result<StatusCode, (StatusCode, String)>,
+    bytes: u64,
+    stop: Stop,
+    exit: io::Result<Exit>,
+    /// A run that failed before its head: the gateway's answer waits for the log line, so
+    /// that the line (with the script's stderr) is written when the client sees the error.
+    failure: Option<(oneshot::Sender<Reply>, Error)>,
+}
+
+impl Report {
+    fn failed_before_head(
+        head_tx: oneshot::Sender<Reply>,
+        error: Error,
+        stop: Stop,
+        exit: io::Result<Exit>,
+    ) -> Report {
+        Report {
+            outcome: Err((error.status(), error.to_string())),
+            bytes: 0,
+            stop,
+            exit,
+            failure: Some((head_tx, error)),
+        }
+    }
+
+    fn failed(&self) -> bool {
+        let clean_exit = matches!(&self.exit, Ok(e) if e.status.is_success());
+        self.outcome.is_err() || !matches!(self.stop, Stop::Eof) || !clean_exit
     }
 }
 

@@ -157,14 +157,13 @@ impl FastCgi {
             failed: None,
             unsent: None,
         };
-        let ended = match exchange.pump(true).await {
+        match exchange.pump(true).await {
             Pumped::Ended(end) => {
                 exchange.finish(end).await;
                 // The connection just went back to the pool and may have woken a request
                 // waiting for it: let that one send before this response is written, so
                 // the app gets its next request at once.
                 tokio::task::yield_now().await;
-                true
             }
             Pumped::Waiting => {
                 self.owners.tasks.spawn(async move {
@@ -174,10 +173,9 @@ impl FastCgi {
                     };
                     exchange.finish(end).await;
                 });
-                false
             }
-        };
-        Ok(rx.outcome(ended).await)
+        }
+        Ok(rx.outcome().await)
     }
 
     /// Waits for the requests in flight, without ending them.
