@@ -498,6 +498,22 @@ mod tests {
         assert_ne!(fds[1].1, fds[2].1);
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn spawning_leaves_the_threads_signal_mask_as_it_was() {
+        fn blocked() -> Vec<i32> {
+            // SAFETY: a query of this thread's mask into a local sigset_t.
+            let mut mask: libc::sigset_t = unsafe { std::mem::zeroed() };
+            unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask) };
+            (1..=64)
+                .filter(|&sig| unsafe { libc::sigismember(&mask, sig) } == 1)
+                .collect()
+        }
+        let before = blocked();
+        let (_, exit) = run(&sh("exit 0"), &CStrings::default(), Path::new("/")).await;
+        assert!(exit.status.is_success());
+        assert_eq!(blocked(), before);
+    }
+
     #[tokio::test]
     async fn sigpipe_has_its_default_action_in_the_child() {
         // Rust ignores SIGPIPE in Portico; a script writing to a closed pipe must die of it.
