@@ -17,6 +17,7 @@ fn spawn_and_reap(runtime: &tokio::runtime::Runtime) {
             &CStrings::default(),
             Path::new("/"),
             Input::None,
+            &[],
         )
         .expect("spawn /bin/true");
         process.exited().await.expect("wait");

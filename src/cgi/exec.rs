@@ -31,7 +31,23 @@ pub struct Plan<'a> {
     /// the fds below `limit` (see `stdio_slots`), where `stdio` must lie. `None`: the
     /// child gets a copy of the whole table.
     pub share_fds_below: Option<RawFd>,
+    /// Set in the child before `execve`.
+    pub rlimits: &'a [Rlimit],
 }
+
+/// One resource limit for a child (`setrlimit`).
+#[derive(Debug, Clone, Copy)]
+pub struct Rlimit {
+    pub resource: Resource,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The type `setrlimit` takes its resource as.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+pub type Resource = libc::__rlimit_resource_t;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub type Resource = libc::c_int;
 
 /// Shared with the child through the common memory; `error` is its way back.
 #[repr(C)]
@@ -43,6 +59,8 @@ struct ChildArgs {
     stdio: [RawFd; 3],
     /// Below zero: copy the whole table.
     share_fds_below: RawFd,
+    rlimits: *const Rlimit,
+    rlimit_count: usize,
     /// Bit `n` set: signal `n` must be reset to its default action.
     reset_signals: u64,
     error: c_int,
@@ -70,6 +88,8 @@ pub fn spawn(plan: &Plan<'_>) -> io::Result<libc::pid_t> {
         cwd: plan.cwd.as_ptr(),
         stdio: plan.stdio,
         share_fds_below: plan.share_fds_below.unwrap_or(-1),
+        rlimits: plan.rlimits.as_ptr(),
+        rlimit_count: plan.rlimits.len(),
         reset_signals: *SIGNALS_TO_RESET.get_or_init(signals_to_reset),
         error: 0,
         unshare_failed: false,
@@ -140,8 +160,8 @@ pub fn spawn(plan: &Plan<'_>) -> io::Result<libc::pid_t> {
     Ok(pid)
 }
 
-/// The child, until `execve`: own fd table, process group, stdio, working directory,
-/// signals, exec.
+/// The child, until `execve`: own fd table, signals, process group, resource limits,
+/// stdio, working directory, exec.
 extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the parent's ChildArgs, alive while the parent is suspended.
     let args = unsafe { &mut *arg.cast::<ChildArgs>() };
@@ -168,6 +188,15 @@ extern "C" fn child_main(arg: *mut c_void) -> c_int {
         }
         if libc::setpgid(0, 0) != 0 {
             return fail(args);
+        }
+        for limit in std::slice::from_raw_parts(args.rlimits, args.rlimit_count) {
+            let value = libc::rlimit {
+                rlim_cur: limit.soft as libc::rlim_t,
+                rlim_max: limit.hard as libc::rlim_t,
+            };
+            if libc::setrlimit(limit.resource, &value) != 0 {
+                return fail(args);
+            }
         }
         for (target, &fd) in args.stdio.iter().enumerate() {
             if libc::dup2(fd, target as c_int) < 0 {

@@ -67,6 +67,7 @@ pub enum Outcome {
 pub struct Cgi {
     limits: Arc<Limits>,
     base_env: Arc<spawn::BaseEnv>,
+    rlimits: Arc<[exec::Rlimit]>,
     slots: Arc<Semaphore>,
     owners: Owners,
 }
@@ -96,10 +97,12 @@ impl Owners {
 impl Cgi {
     pub fn new(limits: Limits, base_env: &[(OsString, OsString)]) -> std::io::Result<Cgi> {
         let base_env = spawn::BaseEnv::new(base_env)?;
+        let rlimits = spawn::script_rlimits(&limits).into();
         Ok(Cgi {
             slots: Arc::new(Semaphore::new(limits.max_concurrent_scripts)),
             limits: Arc::new(limits),
             base_env: Arc::new(base_env),
+            rlimits,
             owners: Owners::default(),
         })
     }
@@ -119,8 +122,9 @@ impl Cgi {
             return Err(Error::ShuttingDown);
         }
         let (tx, rx) = reply_channel();
-        let (base_env, limits, kill_all) = (
+        let (base_env, rlimits, limits, kill_all) = (
             self.base_env.clone(),
+            self.rlimits.clone(),
             self.limits.clone(),
             self.owners.kill_all.clone(),
         );
@@ -129,11 +133,13 @@ impl Cgi {
         // serving meanwhile; a lone runtime thread hands it to the blocking pool instead,
         // so that I/O never stops. The hand-off costs two thread wake-ups per request.
         let run = if tokio::runtime::Handle::current().metrics().num_workers() > 1 {
-            run::Run::start(job, &base_env, &limits, kill_all)?
+            run::Run::start(job, &base_env, &rlimits, &limits, kill_all)?
         } else {
-            tokio::task::spawn_blocking(move || run::Run::start(job, &base_env, &limits, kill_all))
-                .await
-                .map_err(|e| Error::Spawn(std::io::Error::other(e)))??
+            tokio::task::spawn_blocking(move || {
+                run::Run::start(job, &base_env, &rlimits, &limits, kill_all)
+            })
+            .await
+            .map_err(|e| Error::Spawn(std::io::Error::other(e)))??
         };
         // The run is driven right here until its head is known, so that a script that ends
         // at once costs no task of its own; a longer one goes on as its own task.

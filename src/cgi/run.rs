@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
+use super::exec::Rlimit;
 use super::response::{self, Head, Kind, MAX_HEAD_BYTES};
 use super::spawn::{self, Exit, Input, Process};
 use super::stderr::{self, Tail};
@@ -71,6 +72,7 @@ impl Run {
     pub(super) fn start(
         job: Job,
         base_env: &spawn::BaseEnv,
+        rlimits: &[Rlimit],
         limits: &Limits,
         kill_all: CancellationToken,
     ) -> Result<Run, Error> {
@@ -82,7 +84,8 @@ impl Run {
             }
         };
         let env = base_env.with_meta(&job.meta).map_err(Error::Spawn)?;
-        let mut process = Process::spawn(&job.argv, &env, &job.cwd, input).map_err(Error::Spawn)?;
+        let mut process =
+            Process::spawn(&job.argv, &env, &job.cwd, input, rlimits).map_err(Error::Spawn)?;
         let stdin_pump = match (feed, process.stdin.take()) {
             (Some(body), Some(stdin)) => Some(tokio::spawn(pump(body, stdin))),
             _ => None,

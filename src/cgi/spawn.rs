@@ -21,6 +21,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
 use super::{exec, stdio_slots};
+use crate::config::Limits;
 
 /// What the script reads on stdin.
 pub enum Input {
@@ -81,13 +82,14 @@ pub fn spawned() -> u64 {
 }
 
 impl Process {
-    /// Starts `argv` in `cwd` with exactly `env`, in a process group of its own.
-    /// `argv[0]` is an absolute path: no PATH search happens here.
+    /// Starts `argv` in `cwd` with exactly `env`, in a process group of its own, under
+    /// `rlimits`. `argv[0]` is an absolute path: no PATH search happens here.
     pub fn spawn(
         argv: &[OsString],
         env: &CStrings,
         cwd: &Path,
         input: Input,
+        rlimits: &[exec::Rlimit],
     ) -> io::Result<Process> {
         let mut args = CStrings::with_capacity(argv.len(), 0);
         for arg in argv {
@@ -120,6 +122,7 @@ impl Process {
             cwd: &cwd,
             stdio,
             share_fds_below: None,
+            rlimits,
         };
         let pid = match stdio_slots::acquire() {
             Some(mut slot) => {
@@ -285,6 +288,23 @@ fn timeval(tv: libc::timeval) -> Duration {
     Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
 }
 
+/// The resource limits every script starts under (`limits.script_*`).
+pub fn script_rlimits(limits: &Limits) -> Vec<exec::Rlimit> {
+    let cpu = limits.script_cpu_seconds.map(|seconds| exec::Rlimit {
+        resource: libc::RLIMIT_CPU,
+        // SIGXCPU at the soft limit lets a script notice; the kernel sends SIGKILL at the
+        // hard one.
+        soft: seconds,
+        hard: seconds.saturating_add(1),
+    });
+    let memory = limits.script_memory_bytes.map(|bytes| exec::Rlimit {
+        resource: libc::RLIMIT_AS,
+        soft: bytes,
+        hard: bytes,
+    });
+    cpu.into_iter().chain(memory).collect()
+}
+
 /// The environment every script starts from (PATH, `env.pass`, `env.set`), converted once.
 pub struct BaseEnv {
     /// Each variable's name, and its `NAME=value` entry with its NUL.
@@ -446,7 +466,7 @@ mod tests {
     }
 
     async fn run(argv: &[OsString], env: &CStrings, cwd: &Path) -> (String, Exit) {
-        let mut process = Process::spawn(argv, env, cwd, Input::None).unwrap();
+        let mut process = Process::spawn(argv, env, cwd, Input::None, &[]).unwrap();
         let mut out = String::new();
         process.stdout.read_to_string(&mut out).await.unwrap();
         process.exited().await.unwrap();
@@ -527,12 +547,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn child_starts_under_the_configured_resource_limits() {
+        let limits = Limits {
+            script_cpu_seconds: Some(7),
+            script_memory_bytes: Some(512 << 20),
+            ..Limits::default()
+        };
+        let mut process = Process::spawn(
+            &sh("ulimit -St; ulimit -Ht; ulimit -Sv; ulimit -Hv"),
+            &CStrings::default(),
+            Path::new("/"),
+            Input::None,
+            &script_rlimits(&limits),
+        )
+        .unwrap();
+        let mut out = String::new();
+        process.stdout.read_to_string(&mut out).await.unwrap();
+        process.exited().await.unwrap();
+        process.reap().unwrap();
+        // dash prints seconds and KiB.
+        assert_eq!(out, "7\n8\n524288\n524288\n");
+        assert!(script_rlimits(&Limits::default()).is_empty());
+    }
+
+    #[tokio::test]
     async fn exec_failure_is_reported_as_an_error() {
         let err = Process::spawn(
             &["/nonexistent/script".into()],
             &CStrings::default(),
             Path::new("/"),
             Input::None,
+            &[],
         )
         .err()
         .unwrap();
@@ -542,6 +587,7 @@ mod tests {
             &CStrings::default(),
             Path::new("/nonexistent"),
             Input::None,
+            &[],
         )
         .err()
         .unwrap();
@@ -555,6 +601,7 @@ mod tests {
             &CStrings::default(),
             Path::new("/"),
             Input::None,
+            &[],
         )
         .unwrap();
         let pgid = process.pid() as libc::pid_t;

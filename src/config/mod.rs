@@ -69,6 +69,10 @@ pub struct Limits {
     pub queue_timeout: Duration,
     pub max_local_redirects: u32,
     pub shutdown_timeout: Duration,
+    /// RLIMIT_CPU of every script, in seconds of CPU time; `None`: Portico's own.
+    pub script_cpu_seconds: Option<u64>,
+    /// RLIMIT_AS of every script, in bytes; `None`: Portico's own.
+    pub script_memory_bytes: Option<u64>,
 }
 
 impl Default for Limits {
@@ -91,6 +95,8 @@ impl Default for Limits {
             queue_timeout: Duration::from_secs(5),
             max_local_redirects: 10,
             shutdown_timeout: Duration::from_secs(10),
+            script_cpu_seconds: None,
+            script_memory_bytes: None,
         }
     }
 }
@@ -198,6 +204,8 @@ struct RawLimits {
     queue_timeout_seconds: Option<Spanned<f64>>,
     max_local_redirects: Option<Spanned<u32>>,
     shutdown_timeout_seconds: Option<Spanned<f64>>,
+    script_cpu_seconds: Option<Spanned<u64>>,
+    script_memory_mb: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -316,9 +324,11 @@ fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
     for header in before[..line_start].lines().map(str::trim) {
         if let Some(name) = header.strip_prefix("[[").and_then(|h| h.split("]]").next()) {
             let name = name.trim();
+            // Only headers of this very array count: `[[fastcgi]]` is not a `[[cgi]]`.
             let index = before[..line_start]
                 .lines()
-                .filter(|l| l.trim().starts_with("[[") && l.contains(name))
+                .filter_map(|l| l.trim().strip_prefix("[[")?.split("]]").next())
+                .filter(|h| h.trim() == name)
                 .count()
                 - 1;
             table = Some(format!("{name}[{index}]"));
@@ -569,7 +579,52 @@ impl Validator<'_> {
                 &raw.shutdown_timeout_seconds,
                 d.shutdown_timeout,
             )?,
+            script_cpu_seconds: self.script_rlimit(&raw.script_cpu_seconds, 1, libc::RLIMIT_CPU)?,
+            script_memory_bytes: self.script_rlimit(
+                &raw.script_memory_mb,
+                1 << 20,
+                libc::RLIMIT_AS,
+            )?,
         })
+    }
+
+    /// A script's resource limit in units of one. Above Portico's own hard limit it would
+    /// fail every spawn (only a privileged process may raise one), so it is refused here.
+    fn script_rlimit(
+        &self,
+        file: &Option<Spanned<u64>>,
+        unit: u64,
+        resource: crate::cgi::exec::Resource,
+    ) -> Result<Option<u64>, ConfigError> {
+        let Some(value) = self.positive(file, unit)? else {
+            return Ok(None);
+        };
+        // SAFETY: getrlimit fills the local struct; geteuid has no effects.
+        let mut own = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        let known = unsafe { libc::getrlimit(resource, &mut own) } == 0;
+        let privileged = unsafe { libc::geteuid() } == 0;
+        // The CPU limit's hard value is one second above its soft one (`cgi::spawn`).
+        let hard = value.saturating_add(u64::from(resource == libc::RLIMIT_CPU));
+        if known && !privileged && own.rlim_max != libc::RLIM_INFINITY && hard > own.rlim_max {
+            let span = file.as_ref().map(Spanned::span);
+            return Err(self.at(span, "is above the hard limit Portico itself runs under"));
+        }
+        Ok(Some(value))
+    }
+
+    /// An optional count of `unit`s, at least one, returned in units of one.
+    fn positive(&self, file: &Option<Spanned<u64>>, unit: u64) -> Result<Option<u64>, ConfigError> {
+        let Some(value) = file else {
+            return Ok(None);
+        };
+        match value.get_ref().checked_mul(unit) {
+            Some(0) => Err(self.at(Some(value.span()), "must be at least 1")),
+            Some(n) => Ok(Some(n)),
+            None => Err(self.at(Some(value.span()), "is too large")),
+        }
     }
 
     fn at_least(
@@ -733,6 +788,9 @@ mod tests {
         assert_eq!(locate(text, off), (3, Some("limits.max_body_bytes".into())));
         let off = text.find("dir").unwrap();
         assert_eq!(locate(text, off), (7, Some("cgi[1].dir".into())));
+        let text = "[[fastcgi]]\nmount = \"/f\"\n[[cgi]]\ndir = 3\n";
+        let off = text.find("dir").unwrap();
+        assert_eq!(locate(text, off), (4, Some("cgi[0].dir".into())));
     }
 
     #[test]
@@ -797,6 +855,35 @@ mod tests {
         );
         let err = parse("listen = ['nope']\n[[cgi]]\nmount='/c'\ndir='bin'\n").unwrap_err();
         assert_eq!((err.line, err.key.as_deref()), (Some(1), Some("listen")));
+    }
+
+    #[test]
+    fn script_resource_limits_are_read_in_their_units() {
+        let cgi = "[[cgi]]\nmount='/c'\ndir='bin'\n";
+        let config = parse(cgi).unwrap();
+        assert_eq!(config.limits.script_cpu_seconds, None);
+        assert_eq!(config.limits.script_memory_bytes, None);
+        let config = parse(&format!(
+            "[limits]\nscript_cpu_seconds = 5\nscript_memory_mb = 256\n{cgi}"
+        ))
+        .unwrap();
+        assert_eq!(config.limits.script_cpu_seconds, Some(5));
+        assert_eq!(config.limits.script_memory_bytes, Some(256 << 20));
+        for (line, key) in [
+            ("script_cpu_seconds = 0", "limits.script_cpu_seconds"),
+            ("script_memory_mb = 0", "limits.script_memory_mb"),
+            (
+                "script_memory_mb = 18446744073709551615",
+                "limits.script_memory_mb",
+            ),
+        ] {
+            let err = parse(&format!("{cgi}[limits]\n{line}\n")).unwrap_err();
+            assert_eq!(
+                (err.line, err.key.as_deref()),
+                (Some(5), Some(key)),
+                "{line}"
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - `responses`: the response side (document, Status, redirects, NPH, framing).
 //! - `examples`: the repository's `cgi-bin/` examples (sh, Perl, Python, C) as documented.
 //! - `languages`: inline C, Perl and Python scripts, and configured interpreters.
+//! - `rlimits`: the CPU time and address-space limits scripts start under.
 //! - `robustness`: limits, deadlines, concurrency, disconnects, shutdown, child reaping.
 //! - `traversal`: path resolution and every way of trying to leave the mount.
 //! - `config`: `portico check`, config files, and flags overriding them.
@@ -41,6 +42,7 @@ mod logging;
 mod php;
 mod protocol;
 mod responses;
+mod rlimits;
 mod robustness;
 mod scripts;
 mod traversal;
