@@ -76,11 +76,12 @@ impl RequestBody {
     }
 }
 
-async fn spool(
-    mut body: Incoming,
-    max_bytes: u64,
-    memory_bytes: usize,
-) -> Result<RequestBody, Error> {
+/// Reads a body without a declared length to its end. Generic over the body so the unit
+/// tests can feed it frames without a connection; in production it is always `Incoming`.
+async fn spool<B>(mut body: B, max_bytes: u64, memory_bytes: usize) -> Result<RequestBody, Error>
+where
+    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+{
     let mut memory = BytesMut::new();
     let mut file: Option<tokio::fs::File> = None;
     let mut length: u64 = 0;
@@ -114,4 +115,83 @@ async fn spool(
             RequestBody::File { file, length }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+
+    use super::*;
+
+    /// A chunked body as hyper would hand it over, one frame per chunk.
+    fn chunked(chunks: &[&[u8]]) -> impl hyper::body::Body<Data = Bytes, Error = hyper::Error> {
+        let frames: Vec<Result<Frame<Bytes>, hyper::Error>> = chunks
+            .iter()
+            .map(|chunk| Ok(Frame::data(Bytes::copy_from_slice(chunk))))
+            .collect();
+        StreamBody::new(futures_util::stream::iter(frames))
+    }
+
+    /// What the script would read on stdin, and the CONTENT_LENGTH it would be given.
+    fn contents(body: RequestBody) -> (&'static str, String, Option<u64>) {
+        let length = body.length();
+        match body {
+            RequestBody::None => ("none", String::new(), length),
+            RequestBody::Memory(bytes) => {
+                ("memory", String::from_utf8_lossy(&bytes).into(), length)
+            }
+            RequestBody::File { mut file, .. } => {
+                let mut text = String::new();
+                file.read_to_string(&mut text).unwrap();
+                ("file", text, length)
+            }
+            RequestBody::Stream { .. } => panic!("a spooled body is never streamed"),
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_body_is_spooled_to_memory_up_to_body_memory_bytes_then_to_a_file() {
+        // (chunks, max_body_bytes, body_memory_bytes, where the body ends up)
+        let cases: &[(&[&[u8]], u64, usize, &str)] = &[
+            (&[], 100, 10, "none"),
+            (&[b"abc", b"def"], 100, 10, "memory"),
+            (&[b"abcde", b"fghij"], 100, 10, "memory"),
+            (&[b"abcde", b"fghij", b"k"], 100, 10, "file"),
+            (&[b"abcdefghijklmnop"], 100, 10, "file"),
+            (&[b"abc", b"defghijklmnop", b"qrs"], 100, 10, "file"),
+            (&[b"abcdefghij"], 10, 4, "file"),
+        ];
+        for (chunks, max_bytes, memory_bytes, place) in cases {
+            let sent = String::from_utf8(chunks.concat()).unwrap();
+            let body = spool(chunked(chunks), *max_bytes, *memory_bytes)
+                .await
+                .unwrap_or_else(|e| panic!("{chunks:?}: {e}"));
+            let expected_length = (!sent.is_empty()).then_some(sent.len() as u64);
+            assert_eq!(
+                contents(body),
+                (*place, sent, expected_length),
+                "chunks {chunks:?}, max {max_bytes}, memory {memory_bytes}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_body_over_max_body_bytes_is_413() {
+        let cases: &[(&[&[u8]], u64, usize)] = &[
+            (&[b"abcdefghijk"], 10, 100),
+            (&[b"abcde", b"fghij", b"k"], 10, 100),
+            (&[b"abcde", b"fghij", b"k"], 10, 4),
+        ];
+        for (chunks, max_bytes, memory_bytes) in cases {
+            let error = match spool(chunked(chunks), *max_bytes, *memory_bytes).await {
+                Ok(body) => panic!("{chunks:?} was accepted as {:?}", contents(body)),
+                Err(error) => error,
+            };
+            assert!(matches!(error, Error::BodyTooLarge), "{chunks:?}: {error}");
+            assert_eq!(error.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+        }
+    }
 }

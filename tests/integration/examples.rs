@@ -2,6 +2,9 @@
 //! comments say: the same document in sh, Perl, Python and C, echoes, a CGI.pm form,
 //! redirects, cookies, Status, NPH, streaming, and a large body.
 
+use std::fs;
+use std::time::{Duration, Instant};
+
 use crate::harness::{Fixture, Portico};
 use crate::http::{Framing, Request, contains};
 use crate::scripts::parse_env;
@@ -64,19 +67,41 @@ fn perl_cgi_pm_form_greets_the_posted_name_escaped() {
 
 #[test]
 fn printenv_lists_the_meta_variables() {
-    let (_fx, portico) = serve_examples();
-    let response = portico.get("/cgi-bin/printenv.sh/extra/path?x=1");
-    assert_eq!(response.status, 200);
+    let (fx, portico) = serve_examples();
+    let target = "/cgi-bin/printenv.sh/extra/path?x=1&y=two";
+    let mut connection = portico.connect();
+    let client = connection.local_addr();
+    let response = connection.round_trip(&Request::get(target));
+    assert_eq!(response.status, 200, "{}", portico.log());
+    assert_eq!(response.header("Content-Type"), Some("text/plain"));
     let env = parse_env(&response.text());
-    assert_eq!(
-        env.get("SCRIPT_NAME").map(String::as_str),
-        Some("/cgi-bin/printenv.sh")
+    let server_port = portico.addr().port().to_string();
+    let remote_port = client.port().to_string();
+    let expected = [
+        ("GATEWAY_INTERFACE", "CGI/1.1"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("SERVER_NAME", "portico.test"),
+        ("SERVER_PORT", &server_port),
+        ("REQUEST_METHOD", "GET"),
+        ("QUERY_STRING", "x=1&y=two"),
+        ("SCRIPT_NAME", "/cgi-bin/printenv.sh"),
+        ("PATH_INFO", "/extra/path"),
+        ("REMOTE_ADDR", "127.0.0.1"),
+        ("REMOTE_PORT", &remote_port),
+        ("REQUEST_URI", target),
+    ];
+    for (name, value) in expected {
+        assert_eq!(env.get(name).map(String::as_str), Some(value), "{name}");
+    }
+    assert!(
+        env.get("SERVER_SOFTWARE").is_some_and(|s| !s.is_empty()),
+        "SERVER_SOFTWARE in {env:?}"
     );
+    let filename = env.get("SCRIPT_FILENAME").expect("SCRIPT_FILENAME is set");
     assert_eq!(
-        env.get("PATH_INFO").map(String::as_str),
-        Some("/extra/path")
+        fs::canonicalize(filename).unwrap(),
+        fs::canonicalize(fx.cgi_dir().join("printenv.sh")).unwrap()
     );
-    assert_eq!(env.get("QUERY_STRING").map(String::as_str), Some("x=1"));
 }
 
 #[test]
@@ -133,6 +158,41 @@ fn stream_example_sends_every_line() {
     let response = portico.get("/cgi-bin/stream.sh?n=3&delay=0.1");
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "line 1\nline 2\nline 3\n");
+}
+
+#[test]
+fn stream_example_line_reaches_the_client_before_the_script_ends() {
+    // Three lines a second apart: were the body held back until the script ended, the
+    // first line would come two seconds late, together with the last.
+    let (_fx, portico) = serve_examples();
+    let request = Request::get("/cgi-bin/stream.sh?n=3&delay=1");
+    let mut connection = portico.connect();
+    let sent = Instant::now();
+    connection.send(&request);
+    let head = connection.read_head().unwrap();
+    assert_eq!(head.status, 200, "{}", portico.log());
+    let mut body = Vec::new();
+    let mut first_line = None;
+    let complete = connection
+        .read_body_with(head.framing(request.method()), &mut |bytes| {
+            body.extend_from_slice(bytes);
+            if first_line.is_none() && contains(&body, b"line 1\n") {
+                first_line = Some(sent.elapsed());
+            }
+        })
+        .unwrap();
+    let whole = sent.elapsed();
+    assert!(complete);
+    assert_eq!(String::from_utf8_lossy(&body), "line 1\nline 2\nline 3\n");
+    let first_line = first_line.expect("the first line arrived");
+    assert!(
+        first_line < Duration::from_secs(1),
+        "first line after {first_line:?}"
+    );
+    assert!(
+        whole >= Duration::from_secs(2),
+        "whole response after {whole:?}"
+    );
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! The request side of RFC 3875: which meta-variables a script sees and with what
 //! values, how headers become `HTTP_*` variables, what never reaches the script
-//! (Portico's own environment, `Proxy`, `Authorization`), and that the query string
-//! never becomes argv. Responses are `responses.rs`; path resolution attacks are
-//! `traversal.rs`.
+//! (Portico's own environment, `Proxy`, `Authorization`), that a malformed header line
+//! is refused before any script runs, and that the query string never becomes argv.
+//! Responses are `responses.rs`; path resolution attacks are `traversal.rs`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -399,6 +399,38 @@ fn header_name_with_an_underscore_is_dropped() {
     let env = parse_env(&response.text());
     assert_eq!(var(&env, "HTTP_X_FOO"), Some("genuine"));
     assert!(!response.text().contains("spoofed"), "{}", response.text());
+}
+
+#[test]
+fn header_value_with_nul_bare_cr_or_obs_fold_is_400_and_runs_no_script() {
+    // RFC 9110 §5.5 and RFC 9112 §5.2 let a server either reject these or replace them with
+    // SP; Portico rejects, so no script sees a value a proxy in front may have read another
+    // way, and a NUL never cuts an environment string short.
+    let fx = Fixture::new();
+    let ran = fx.path("ran");
+    fx.script(
+        "mark",
+        &format!(
+            "#!/bin/sh\n: > '{}'\nprintf 'Content-Type: text/plain\\r\\n\\r\\nran\\n'\n",
+            ran.display()
+        ),
+    );
+    let portico = fx.serve(&[]);
+    let cases = [
+        ("NUL", "before\0after"),
+        ("bare CR", "before\rafter"),
+        ("obs-fold", "before\r\n after"),
+    ];
+    for (what, value) in cases {
+        let request = Request::get("/cgi-bin/mark").header("X-Probe", value);
+        let response = portico.send(&request);
+        assert_eq!(response.status, 400, "{what}: {response:?}");
+        assert!(!ran.exists(), "{what}: the script ran");
+    }
+    // The same request with a clean value does run it, so the marker can tell.
+    let response = portico.send(&Request::get("/cgi-bin/mark").header("X-Probe", "clean"));
+    assert_eq!(response.status, 200, "{}", portico.log());
+    assert!(ran.exists(), "a clean request left no marker");
 }
 
 #[test]

@@ -287,6 +287,33 @@ fn content_length_from_the_script_is_kept() {
     assert_eq!(response.text(), "hello");
 }
 
+#[test]
+fn content_length_from_a_script_still_writing_frames_the_response() {
+    // The script is still running when its head goes out, so Portico cannot have counted
+    // the body itself: a Content-Length on the wire can only be the script's own.
+    let fx = Fixture::new();
+    fx.script(
+        "sized-slow",
+        r#"#!/bin/sh
+printf 'Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhel'
+sleep 0.3
+printf 'lo'
+"#,
+    );
+    let portico = fx.serve(&[]);
+    let response = portico.get("/cgi-bin/sized-slow");
+    assert_eq!(response.status, 200, "{}", portico.log());
+    assert_eq!(
+        response.framing,
+        Framing::Length(5),
+        "{:?}",
+        response.headers
+    );
+    assert_eq!(response.header("Transfer-Encoding"), None);
+    assert!(response.complete);
+    assert_eq!(response.text(), "hello");
+}
+
 /// Writes its head and a first line, and its last line a moment later.
 const TWO_LINES: &str = r#"#!/bin/sh
 printf 'Content-Type: text/plain\r\n\r\nfirst\n'
