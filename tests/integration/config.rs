@@ -1,7 +1,10 @@
 //! Configuration: `portico check`, errors that name file, line and key (exit 2), the
 //! same errors from `serve`, how relative paths and the default config file are found,
-//! listeners and mounts from the file, and command-line flags beating the file.
+//! listeners and mounts from the file, command-line flags beating the file, and the
+//! repository's own `conf/portico.toml` as `serve` finds it with no arguments.
 
+use std::fs;
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -332,4 +335,44 @@ fn max_connections_holds_further_clients_in_the_backlog() {
     drop(first);
     second.set_read_timeout(Duration::from_secs(5));
     assert_eq!(second.read_response("GET").status, 200);
+}
+
+/// The repository root, where README's `cargo run --release -- serve` runs.
+fn repository() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn default_config_listens_on_127_0_0_1_8080() {
+    // README promises `curl http://127.0.0.1:8080/cgi-bin/hello.sh` after a bare `serve`.
+    let text = fs::read_to_string(repository().join("conf/portico.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    let listen = config.get("listen").expect("conf/portico.toml sets listen");
+    let addrs: Vec<&str> = match listen {
+        toml::Value::String(one) => vec![one.as_str()],
+        toml::Value::Array(many) => many.iter().filter_map(toml::Value::as_str).collect(),
+        other => panic!("listen is {other:?}"),
+    };
+    assert_eq!(addrs, ["127.0.0.1:8080"]);
+}
+
+#[test]
+fn bare_serve_in_the_repository_serves_its_cgi_bin_with_only_listen_overridden() {
+    // No --config and no --cgi-dir: conf/portico.toml is found from the working directory.
+    // --listen stands in for its 127.0.0.1:8080, which another program may hold.
+    let portico = Portico::launch().current_dir(repository()).start();
+    let response = portico.get("/cgi-bin/hello.sh");
+    assert_eq!(response.status, 200, "{}", portico.log());
+    assert_eq!(response.text(), "hello\n");
+    let log = portico.log();
+    let listening: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("listening on http://"))
+        .collect();
+    assert_eq!(
+        listening.len(),
+        1,
+        "the --listen flag did not replace the file's listen:\n{log}"
+    );
+    assert!(!listening[0].contains(":8080"), "{}", listening[0]);
 }

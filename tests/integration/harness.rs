@@ -203,6 +203,17 @@ impl Portico {
         self.child.id() as i32
     }
 
+    /// Portico's own peak resident memory so far (VmHWM), in KiB; its scripts not included.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_else(|e| panic!("/proc/{}/status: {e}", self.pid()));
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
     /// Everything Portico wrote to stderr so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()

@@ -429,21 +429,12 @@ fn clients_that_leave_the_queue_do_not_hold_up_the_next_request() {
 }
 
 /// Portico's peak resident memory (VmHWM), in KiB.
-fn peak_rss_kib(portico: &Portico) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", portico.pid())).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/PID/status")
-}
-
 #[test]
 fn a_large_response_streams_through_with_flat_memory() {
     let fx = Fixture::new();
     let portico = serve(&fx, "workers = 1", "");
     assert_eq!(portico.get("/app/hello").status, 200);
-    let before = peak_rss_kib(&portico);
+    let before = portico.peak_rss_kib();
     let size: u64 = 256 << 20;
     let mut connection = portico.connect();
     connection.set_read_timeout(Duration::from_secs(30));
@@ -458,7 +449,7 @@ fn a_large_response_streams_through_with_flat_memory() {
         .unwrap();
     assert!(complete);
     assert_eq!(received, size);
-    let growth = peak_rss_kib(&portico).saturating_sub(before);
+    let growth = portico.peak_rss_kib().saturating_sub(before);
     assert!(
         growth < 32 << 10,
         "peak RSS grew by {growth} KiB while streaming {size} bytes"

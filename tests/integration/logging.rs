@@ -1,10 +1,13 @@
-//! Portico's log on stderr: one access line per request with its structured fields,
-//! every stderr line of a script tagged with the script and its pid, exit statuses
-//! (codes and signals), and plain text when stderr is not a terminal.
+//! Portico's log on stderr: one access line per request with its structured fields (also
+//! for requests that never reach a script), every stderr line of a script tagged with the
+//! script and its pid, exit statuses (codes and signals) and rusage, the level chosen by
+//! `--log-level` or RUST_LOG, and plain text when stderr is not a terminal.
 
+use std::thread;
 use std::time::Duration;
 
-use crate::harness::{Fixture, unique};
+use crate::harness::{Fixture, Portico, unique};
+use crate::http::Request;
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -119,4 +122,123 @@ fn startup_prints_exactly_one_listening_line_per_listener() {
         "{}",
         listening[0]
     );
+}
+
+#[test]
+fn missing_script_gets_an_access_line_blaming_the_client() {
+    let fx = Fixture::new();
+    let portico = fx.serve(&[]);
+    assert_eq!(portico.get("/cgi-bin/no-such-script").status, 404);
+    let line = portico.wait_for_log_line(&["path=/cgi-bin/no-such-script", "status=404"], WAIT);
+    assert!(line.contains("portico::access"), "{line}");
+    assert_eq!(field(&line, "method"), Some("GET"), "{line}");
+    assert_eq!(field(&line, "bytes"), Some("0"), "{line}");
+    assert_eq!(field(&line, "side"), Some("client"), "{line}");
+}
+
+#[test]
+fn body_over_max_body_bytes_gets_an_access_line_with_413() {
+    let fx = Fixture::new();
+    fx.script("hello", crate::scripts::HELLO);
+    let portico = fx.serve(&["--max-body-bytes", "1000"]);
+    let response = portico.send(&Request::post("/cgi-bin/hello", vec![b'x'; 5000]));
+    assert_eq!(response.status, 413);
+    let line = portico.wait_for_log_line(&["path=/cgi-bin/hello", "status=413"], WAIT);
+    assert!(line.contains("portico::access"), "{line}");
+    assert_eq!(field(&line, "method"), Some("POST"), "{line}");
+    assert_eq!(field(&line, "bytes"), Some("0"), "{line}");
+    assert_eq!(field(&line, "side"), Some("client"), "{line}");
+}
+
+#[test]
+fn failing_script_logs_its_cpu_time_and_peak_memory() {
+    // The figures must be the script's own rusage (from wait4), not placeholders: it
+    // spends 0.3 s of user CPU before it fails, so most of that has to show.
+    let fx = Fixture::new();
+    fx.script(
+        "burn",
+        "#!/bin/sh\nexec perl -e 'my $end = (times)[0] + 0.3; 1 while (times)[0] < $end; exit 1'\n",
+    );
+    let portico = fx.serve(&[]);
+    assert_eq!(portico.get("/cgi-bin/burn").status, 502);
+    let line = portico.wait_for_log_line(&["path=/cgi-bin/burn", "status=502"], WAIT);
+    assert_eq!(field(&line, "exit"), Some("1"), "{line}");
+    let cpu_ms: f64 = field(&line, "cpu_ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("cpu_ms= is not a number in {line}"));
+    assert!(
+        cpu_ms >= 250.0,
+        "cpu_ms={cpu_ms} for 0.3 s of user CPU: {line}"
+    );
+    let max_rss_kb: u64 = field(&line, "max_rss_kb")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("max_rss_kb= is not a count in {line}"));
+    assert!(max_rss_kb > 0, "{line}");
+}
+
+/// Quick mode on the fixture's `cgi-bin`, with RUST_LOG set in Portico's environment.
+fn serve_with_rust_log(fx: &Fixture, rust_log: &str, flags: &[&str]) -> Portico {
+    Portico::launch()
+        .arg("--cgi-dir")
+        .arg(fx.cgi_dir())
+        .args(flags)
+        .env("RUST_LOG", rust_log)
+        .start()
+}
+
+/// Sends a request line no HTTP parser accepts: the connection ends with an error, which
+/// Portico logs at debug level only.
+fn end_a_connection_with_an_error(portico: &Portico) {
+    let mut connection = portico.connect();
+    connection.send_raw(b"garbage\r\n\r\n");
+    assert_eq!(connection.read_response("GET").status, 400);
+}
+
+const CONNECTION_ERROR: &str = "connection ended with an error";
+
+#[test]
+fn rust_log_turns_on_debug_lines() {
+    let fx = Fixture::new();
+    let portico = serve_with_rust_log(&fx, "portico=debug", &[]);
+    end_a_connection_with_an_error(&portico);
+    let line = portico.wait_for_log_line(&[CONNECTION_ERROR], WAIT);
+    assert!(line.contains("DEBUG"), "{line}");
+}
+
+#[test]
+fn log_level_flag_beats_rust_log() {
+    let fx = Fixture::new();
+    let portico = serve_with_rust_log(&fx, "portico=debug", &["--log-level", "info"]);
+    end_a_connection_with_an_error(&portico);
+    // An info line logged before the 404 is answered, so the log has caught up with it.
+    assert_eq!(portico.get("/cgi-bin/no-such-script").status, 404);
+    portico.wait_for_log_line(&["path=/cgi-bin/no-such-script", "status=404"], WAIT);
+    thread::sleep(Duration::from_millis(200));
+    let log = portico.log();
+    assert!(
+        !log.contains(CONNECTION_ERROR),
+        "a debug line under --log-level info:\n{log}"
+    );
+}
+
+#[test]
+fn log_level_warn_drops_access_lines_of_successes_but_keeps_failures() {
+    let fx = Fixture::new();
+    fx.script("hello", crate::scripts::HELLO);
+    fx.script("crash", "#!/bin/sh\nexit 3\n");
+    let portico = fx.serve(&["--log-level", "warn"]);
+    assert_eq!(portico.get("/cgi-bin/hello").status, 200);
+    assert_eq!(portico.get("/cgi-bin/no-such-script").status, 404);
+    assert_eq!(portico.get("/cgi-bin/crash").status, 502);
+    let failure = portico.wait_for_log_line(&["path=/cgi-bin/crash", "status=502"], WAIT);
+    assert!(failure.contains("WARN"), "{failure}");
+    // The success was logged, if at all, before the failure ran.
+    thread::sleep(Duration::from_millis(200));
+    let log = portico.log();
+    for info in ["path=/cgi-bin/hello", "path=/cgi-bin/no-such-script"] {
+        assert!(
+            !log.contains(info),
+            "an info access line under --log-level warn:\n{log}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    Fixture, assert_no_process_with_arg, processes_with_arg, unique, wait_for_file,
+    Fixture, Portico, assert_no_process_with_arg, processes_with_arg, unique, wait_for_file,
 };
 use crate::http::{self, Connection, Request};
 use crate::scripts::{ECHO, HELLO, LENGTH_AND_ECHO, SILENT_WITH_CHILD, TICKING_WITH_CHILD, fill};
@@ -98,17 +98,14 @@ fn script_that_never_reads_an_8_mib_body_is_still_answered() {
     );
 }
 
-#[test]
-fn post_of_64_mib_is_echoed_exactly() {
-    const SIZE: usize = 64 << 20;
+/// POSTs `size` bytes to `/cgi-bin/echo` while reading the echo, but only after not
+/// reading at all for `pause`; panics unless exactly the bytes sent come back.
+fn echo_exactly(portico: &Portico, size: usize, pause: Duration) {
     const BLOCK: usize = 64 << 10;
-    let fx = Fixture::new();
-    fx.script("echo", ECHO);
-    let portico = fx.serve(&["--max-body-bytes", "100000000"]);
     let mut connection = portico.connect();
     connection.send_raw(
         format!(
-            "POST /cgi-bin/echo HTTP/1.1\r\nHost: portico.test\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {SIZE}\r\n\r\n"
+            "POST /cgi-bin/echo HTTP/1.1\r\nHost: portico.test\r\nConnection: close\r\nContent-Type: application/octet-stream\r\nContent-Length: {size}\r\n\r\n"
         )
         .as_bytes(),
     );
@@ -116,15 +113,17 @@ fn post_of_64_mib_is_echoed_exactly() {
     let sender = thread::spawn(move || {
         let mut sum = Checksum::new();
         let mut block = vec![0u8; BLOCK];
-        for index in 0..SIZE / BLOCK {
-            fill_block(&mut block, index);
-            sum.update(&block);
-            writer.write_all(&block)?;
+        for index in 0..size.div_ceil(BLOCK) {
+            let block = &mut block[..BLOCK.min(size - index * BLOCK)];
+            fill_block(block, index);
+            sum.update(block);
+            writer.write_all(block)?;
         }
         std::io::Result::Ok(sum.0)
     });
     let head = connection.read_head().unwrap();
     assert_eq!(head.status, 200);
+    thread::sleep(pause);
     let mut received = 0usize;
     let mut sum = Checksum::new();
     let complete = connection
@@ -138,8 +137,67 @@ fn post_of_64_mib_is_echoed_exactly() {
         .unwrap()
         .unwrap_or_else(|e| panic!("sending the body stalled: {e}; log:\n{}", portico.log()));
     assert!(complete, "echo was cut after {received} bytes");
-    assert_eq!(received, SIZE);
+    assert_eq!(received, size);
     assert_eq!(sum.0, sent, "echoed bytes differ from the sent ones");
+}
+
+#[test]
+fn post_of_64_mib_is_echoed_exactly() {
+    let fx = Fixture::new();
+    fx.script("echo", ECHO);
+    let portico = fx.serve(&["--max-body-bytes", "100000000"]);
+    echo_exactly(&portico, 64 << 20, Duration::ZERO);
+}
+
+/// How much Portico's peak RSS may grow while a body many times larger streams through.
+const RSS_GROWTH_BOUND_KIB: u64 = 32 << 10;
+
+#[test]
+fn echoing_a_64_mib_post_keeps_portico_memory_flat() {
+    // The client stops reading for a while: only backpressure on the request body, all
+    // the way back to the client's socket, keeps Portico from holding what it cannot pass on.
+    let fx = Fixture::new();
+    fx.script("echo", ECHO);
+    let portico = fx.serve(&["--max-body-bytes", "100000000"]);
+    echo_exactly(&portico, 1 << 20, Duration::ZERO);
+    let before = portico.peak_rss_kib();
+    echo_exactly(&portico, 64 << 20, SECOND);
+    let growth = portico.peak_rss_kib().saturating_sub(before);
+    assert!(
+        growth < RSS_GROWTH_BOUND_KIB,
+        "peak RSS grew by {growth} KiB (from {before} KiB) while echoing 64 MiB"
+    );
+}
+
+#[test]
+fn streaming_256_mib_from_a_script_keeps_portico_memory_flat() {
+    // big-c writes as fast as the pipe takes it; the client does not read for a second, so
+    // Portico must stop reading stdout rather than queue the rest of the 256 MiB.
+    let fx = Fixture::new();
+    fx.c_examples();
+    let portico = fx.serve(&[]);
+    assert_eq!(portico.get("/cgi-bin/big-c?bytes=1048576").status, 200);
+    let before = portico.peak_rss_kib();
+    let size: u64 = 256 << 20;
+    let mut connection = portico.connect();
+    connection.set_read_timeout(30 * SECOND);
+    connection.send(&Request::get(&format!("/cgi-bin/big-c?bytes={size}")));
+    let head = connection.read_head().unwrap();
+    assert_eq!(head.status, 200);
+    thread::sleep(SECOND);
+    let mut received = 0u64;
+    let complete = connection
+        .read_body_with(head.framing("GET"), &mut |bytes| {
+            received += bytes.len() as u64
+        })
+        .unwrap_or_else(|e| panic!("body stopped after {received} bytes: {e}"));
+    assert!(complete, "body was cut after {received} bytes");
+    assert_eq!(received, size);
+    let growth = portico.peak_rss_kib().saturating_sub(before);
+    assert!(
+        growth < RSS_GROWTH_BOUND_KIB,
+        "peak RSS grew by {growth} KiB (from {before} KiB) while streaming {size} bytes"
+    );
 }
 
 #[test]
@@ -332,6 +390,39 @@ fn malformed_head_is_502() {
 }
 
 #[test]
+fn malformed_head_502_shows_nothing_of_the_script_and_logs_its_exit_and_stderr() {
+    // The 502 page is Portico's own: a script's output may carry paths, queries or secrets.
+    let fx = Fixture::new();
+    let stdout_text = unique("malformed-stdout");
+    let stderr_text = unique("malformed-stderr");
+    fx.script(
+        "garbage",
+        &format!(
+            "#!/bin/sh\necho '{stderr_text}' >&2\nprintf '{stdout_text}\\r\\n\\r\\nbody {stdout_text}\\n'\nexit 4\n"
+        ),
+    );
+    let portico = fx.serve(&[]);
+    let response = portico.get("/cgi-bin/garbage");
+    assert_eq!(response.status, 502);
+    let body = response.text();
+    assert!(
+        !body.contains(&stdout_text),
+        "stdout leaked into the body: {body:?}"
+    );
+    assert!(
+        !body.contains(&stderr_text),
+        "stderr leaked into the body: {body:?}"
+    );
+
+    let line = portico.wait_for_log_line(&["path=/cgi-bin/garbage", "status=502"], 5 * SECOND);
+    assert!(line.contains(" exit=4 "), "no exit status in {line}");
+    assert!(
+        line.contains(" stderr=") && line.contains(&stderr_text),
+        "no stderr tail in {line}"
+    );
+}
+
+#[test]
 fn head_cut_short_by_the_script_exiting_is_502() {
     let fx = Fixture::new();
     fx.script(
@@ -455,6 +546,92 @@ printf 'late\n'
     portico.wait_for_log("deadline=idle", 5 * SECOND);
 }
 
+/// A config whose two first deadlines are set apart, as only the file can set them.
+fn deadlines_config(head_seconds: &str, idle_seconds: &str) -> String {
+    format!(
+        r#"
+[limits]
+script_head_timeout_seconds = {head_seconds}
+script_idle_timeout_seconds = {idle_seconds}
+
+[[cgi]]
+mount = "/cgi-bin"
+dir = "cgi-bin"
+"#
+    )
+}
+
+#[test]
+fn script_head_timeout_seconds_in_the_config_file_bounds_the_wait_for_the_head() {
+    // The script would answer after 3 s: within the idle timeout, past the head timeout.
+    let fx = Fixture::new();
+    fx.slow_script("3");
+    let portico = fx.serve_config(&deadlines_config("0.5", "30"), &[]);
+    let start = Instant::now();
+    let response = portico.get("/cgi-bin/slow");
+    let elapsed = start.elapsed();
+    assert_eq!(
+        response.status,
+        504,
+        "the 0.5 s head timeout did not apply; log:\n{}",
+        portico.log()
+    );
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(2500),
+        "504 after {elapsed:?}, expected after the 0.5 s head timeout"
+    );
+    let line = portico.wait_for_log_line(&["path=/cgi-bin/slow", "status=504"], 5 * SECOND);
+    assert!(line.contains("deadline=head"), "{line}");
+}
+
+/// Starts a process marked `@MARKER@` outside the script's pipes, sends a head and a first
+/// line, then says nothing for 3 s before a last line.
+const HEAD_THEN_STALL_WITH_CHILD: &str = r#"#!/bin/sh
+perl -e 'sleep 1000' '@MARKER@' </dev/null >/dev/null 2>&1 &
+: > '@STARTED@'
+printf 'Content-Type: text/plain\r\n\r\npartial\n'
+sleep 3
+printf 'late\n'
+"#;
+
+#[test]
+fn script_idle_timeout_seconds_in_the_config_file_cuts_the_body_and_kills_the_group() {
+    // The head comes at once, well within the head timeout; only the idle timeout can end it.
+    let fx = Fixture::new();
+    let marker = unique("idle-deadline");
+    let started = fx.path("started");
+    fx.script(
+        "stall",
+        &fill(
+            HEAD_THEN_STALL_WITH_CHILD,
+            &[
+                ("MARKER", &marker),
+                ("STARTED", &started.display().to_string()),
+            ],
+        ),
+    );
+    let portico = fx.serve_config(&deadlines_config("30", "0.5"), &[]);
+    let start = Instant::now();
+    let response = portico.get("/cgi-bin/stall");
+    let elapsed = start.elapsed();
+    assert_eq!(response.status, 200);
+    assert_eq!(
+        response.text(),
+        "partial\n",
+        "the 0.5 s idle timeout did not cut the body; log:\n{}",
+        portico.log()
+    );
+    assert!(!response.complete, "a cut body must not look complete");
+    assert!(
+        elapsed >= Duration::from_millis(400) && elapsed < Duration::from_millis(2500),
+        "body cut after {elapsed:?}, expected after the 0.5 s idle timeout"
+    );
+    assert!(started.exists(), "the script never started its child");
+    let line = portico.wait_for_log_line(&["path=/cgi-bin/stall", "status=200"], 5 * SECOND);
+    assert!(line.contains("deadline=idle"), "{line}");
+    assert_no_process_with_arg(&marker, 5 * SECOND, &portico.log());
+}
+
 #[test]
 fn total_deadline_cuts_a_script_that_keeps_talking() {
     let fx = Fixture::new();
@@ -560,6 +737,31 @@ fn request_headers_under_max_header_bytes_are_served() {
     let big = "a".repeat(6_000);
     let response = portico.send(&Request::get("/cgi-bin/hello").header("X-Big", &big));
     assert_eq!(response.status, 200);
+}
+
+#[test]
+fn max_header_bytes_from_the_config_file_sets_where_431_starts() {
+    // 9000 lies between the floor of 8192 and the default of 16384, so a request of
+    // either size below tells the configured limit from both.
+    let fx = Fixture::new();
+    fx.script("hello", HELLO);
+    let portico = fx.serve_config(
+        r#"
+[limits]
+max_header_bytes = 9000
+
+[[cgi]]
+mount = "/cgi-bin"
+dir = "cgi-bin"
+"#,
+        &[],
+    );
+    let over = Request::get("/cgi-bin/hello").header("X-Big", &"a".repeat(9_500));
+    assert_eq!(portico.send(&over).status, 431, "{}", portico.log());
+    let under = Request::get("/cgi-bin/hello").header("X-Big", &"a".repeat(8_500));
+    let response = portico.send(&under);
+    assert_eq!(response.status, 200, "{}", portico.log());
+    assert_eq!(response.text(), "hello\n");
 }
 
 #[test]
