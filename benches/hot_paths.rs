@@ -31,6 +31,7 @@ fn config() -> Config {
         fastcgi: vec![],
         status: None,
         threads: 1,
+        run_as: None,
     }
 }
 

@@ -72,6 +72,12 @@ pub struct ServeArgs {
     /// Time running requests get to finish after SIGTERM/SIGINT.
     #[arg(long, value_name = "SECONDS")]
     pub shutdown_timeout_seconds: Option<f64>,
+    /// User to serve as once the listening sockets are bound (Portico must start as root).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Group to serve as with --user (default: the user's own).
+    #[arg(long, value_name = "NAME", requires = "user")]
+    pub group: Option<String>,
     /// Threads serving requests (default: one per CPU with CGI mounts, else half the CPUs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,

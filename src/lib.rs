@@ -30,6 +30,7 @@
 //! - [`explain`]: `portico explain`: one request shown as CGI, FastCGI and WSGI.
 //! - [`bench`]: `portico bench`: the load generator ([`bench::load`]), the report and its
 //!   HTML page.
+//! - [`privileges`]: the user Portico serves as once its sockets are bound.
 //! - [`error`]: the request-path error, its status and whose fault it is.
 
 pub mod bench;
@@ -43,6 +44,7 @@ pub mod explain;
 pub mod fastcgi;
 pub mod gateway;
 pub mod meta;
+pub mod privileges;
 pub mod router;
 pub mod server;
 pub mod status;

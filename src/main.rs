@@ -118,6 +118,15 @@ fn serve(args: ServeArgs) -> ExitCode {
                 }
             }
         }
+        // Bound, so a privileged port is held: nothing after this needs root.
+        if let Some(run_as) = &config.run_as {
+            if let Err(error) = run_as.switch() {
+                eprintln!("error: cannot serve as `{}`: {error}", run_as.user);
+                return ExitCode::FAILURE;
+            }
+        } else if nix::unistd::geteuid().is_root() {
+            tracing::warn!("serving as root: scripts run as root too; set `user` to change that");
+        }
         for listener in &listeners {
             if let Ok(addr) = listener.local_addr() {
                 eprintln!("listening on http://{addr}");

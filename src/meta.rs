@@ -233,6 +233,7 @@ mod tests {
             fastcgi: vec![],
             status: None,
             threads: 1,
+            run_as: None,
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: PathBuf::from("/srv/cgi"),

@@ -282,6 +282,7 @@ mod tests {
             fastcgi: vec![],
             status: None,
             threads: 1,
+            run_as: None,
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: bin,

@@ -17,6 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::ServeArgs;
+use crate::privileges::{GroupOrUser, RunAs};
 
 mod fastcgi;
 mod wsgi;
@@ -36,6 +37,8 @@ pub struct Config {
     pub server_name: Option<String>,
     /// Threads serving HTTP and talking to scripts and workers.
     pub threads: usize,
+    /// Who Portico serves as once its sockets are bound; `None`: whoever started it.
+    pub run_as: Option<RunAs>,
     pub document_root: Option<PathBuf>,
     pub limits: Limits,
     /// PATH, `env.pass` and `env.set`, in that order: the environment every script starts from.
@@ -157,6 +160,8 @@ struct RawConfig {
     listen: Option<Spanned<OneOrMany>>,
     server_name: Option<String>,
     threads: Option<Spanned<usize>>,
+    user: Option<Spanned<String>>,
+    group: Option<Spanned<String>>,
     document_root: Option<Spanned<String>>,
     #[serde(default)]
     limits: RawLimits,
@@ -407,6 +412,7 @@ impl Validator<'_> {
             vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
         };
 
+        let run_as = self.run_as(&raw, args)?;
         let document_root = match &raw.document_root {
             Some(dir) => Some(self.directory(dir)?),
             None => None,
@@ -503,6 +509,7 @@ impl Validator<'_> {
                 pick(args.threads, &raw.threads, default_threads(!cgi.is_empty())),
                 1,
             )?,
+            run_as,
             document_root,
             limits,
             script_env,
@@ -510,6 +517,42 @@ impl Validator<'_> {
             fastcgi,
             status,
         })
+    }
+
+    /// `user` and `group`, from the flags or else the file, looked up now.
+    fn run_as(&self, raw: &RawConfig, args: &ServeArgs) -> Result<Option<RunAs>, ConfigError> {
+        let from_file = |key: &Option<Spanned<String>>| {
+            key.as_ref().map(|s| (s.get_ref().clone(), Some(s.span())))
+        };
+        let user = args
+            .user
+            .clone()
+            .map(|u| (u, None))
+            .or_else(|| from_file(&raw.user));
+        let group = args
+            .group
+            .clone()
+            .map(|g| (g, None))
+            .or_else(|| from_file(&raw.group));
+        let Some((user, user_span)) = user else {
+            return match group {
+                Some((_, span)) => Err(self.at(span, "needs `user` as well")),
+                None => Ok(None),
+            };
+        };
+        let (group, group_span) = group.map_or((None, None), |(g, span)| (Some(g), span));
+        RunAs::resolve(&user, group.as_deref())
+            .map(Some)
+            .map_err(|error| match error {
+                GroupOrUser::User(e) if args.user.is_some() => {
+                    Self::flag_error("user", e.to_string())
+                }
+                GroupOrUser::User(e) => self.at(user_span, &e.to_string()),
+                GroupOrUser::Group(e) if args.group.is_some() => {
+                    Self::flag_error("group", e.to_string())
+                }
+                GroupOrUser::Group(e) => self.at(group_span, &e.to_string()),
+            })
     }
 
     fn limits(&self, raw: &RawLimits, args: &ServeArgs) -> Result<Limits, ConfigError> {

@@ -12,6 +12,7 @@
 //! - `responses`: the response side (document, Status, redirects, NPH, framing).
 //! - `examples`: the repository's `cgi-bin/` examples (sh, Perl, Python, C) as documented.
 //! - `languages`: inline C, Perl and Python scripts, and configured interpreters.
+//! - `privileges`: `user` and `group`, the user Portico serves as once its sockets are bound.
 //! - `rlimits`: the CPU time and address-space limits scripts start under.
 //! - `robustness`: limits, deadlines, concurrency, disconnects, shutdown, child reaping.
 //! - `traversal`: path resolution and every way of trying to leave the mount.
@@ -40,6 +41,7 @@ mod languages;
 mod launch;
 mod logging;
 mod php;
+mod privileges;
 mod protocol;
 mod responses;
 mod rlimits;
