@@ -30,6 +30,7 @@ fn config() -> Config {
         }],
         fastcgi: vec![],
         status: None,
+        access_log: None,
         threads: 1,
         run_as: None,
     }

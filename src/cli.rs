@@ -81,6 +81,9 @@ pub struct ServeArgs {
     /// Threads serving requests (default: one per CPU with CGI mounts, else half the CPUs).
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Append a line per request to FILE, in the Combined Log Format (reopened on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
     /// Log filter (`info`, `debug`, `portico=trace`...); RUST_LOG works too.
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,

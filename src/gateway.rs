@@ -9,6 +9,7 @@ use std::time::Instant;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
+use crate::access_log::{AccessLog, Pending};
 use crate::body::{RequestBody, ResponseBody, full};
 use crate::cgi::{Cgi, Job, Outcome};
 use crate::config::Config;
@@ -29,6 +30,7 @@ pub struct Peer {
 
 pub struct Gateway {
     config: Arc<Config>,
+    access_log: Option<Arc<AccessLog>>,
     cgi: Cgi,
     fastcgi: FastCgi,
     /// The launched apps' supervisors, by mount.
@@ -38,6 +40,13 @@ pub struct Gateway {
 impl Gateway {
     /// Also starts the workers of every `launch` mount.
     pub fn new(config: Arc<Config>) -> std::io::Result<Gateway> {
+        // Opened with each gateway, so that a reload lets go of a rotated file.
+        let access_log = match &config.access_log {
+            Some(file) => Some(Arc::new(AccessLog::open(&file.path, file.format).map_err(
+                |e| std::io::Error::new(e.kind(), format!("{}: {e}", file.path.display())),
+            )?)),
+            None => None,
+        };
         let cgi = Cgi::new(config.limits.clone(), &config.script_env)?;
         let fastcgi = FastCgi::new(&config);
         let mut supervisors = Vec::new();
@@ -56,6 +65,7 @@ impl Gateway {
         }
         Ok(Gateway {
             config,
+            access_log,
             cgi,
             fastcgi,
             supervisors,
@@ -103,10 +113,17 @@ impl Gateway {
         let started = Instant::now();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
-        match self.serve(request, peer, started).await {
+        let access = self
+            .access_log
+            .as_ref()
+            .map(|log| log.begin(&request, peer.remote.ip()));
+        match self.serve(request, peer, started, access.as_ref()).await {
             Ok(response) => response,
             Err(error) => {
                 let status = error.status().as_u16();
+                if let Some(access) = &access {
+                    access.finish(status, 0);
+                }
                 let duration_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
                 let cause = crate::error::chain(&error);
                 match error.side() {
@@ -129,6 +146,7 @@ impl Gateway {
         request: Request<Incoming>,
         peer: Peer,
         started: Instant,
+        access: Option<&Pending>,
     ) -> Result<Response<ResponseBody>, Error> {
         let limits = &self.config.limits;
         let header_bytes: usize = request
@@ -145,7 +163,12 @@ impl Gateway {
         if let Some(page) = &self.config.status
             && request.uri().path() == page.path
         {
-            return status::respond(self, page, request.uri(), &peer);
+            let response = status::respond(self, page, request.uri(), &peer)?;
+            if let Some(access) = access {
+                let bytes = hyper::body::Body::size_hint(response.body()).exact();
+                access.finish(response.status().as_u16(), bytes.unwrap_or(0));
+            }
+            return Ok(response);
         }
         let (parts, body) = request.into_parts();
         let mut route = Route::resolve(&self.config, parts.uri.path())?;
@@ -174,13 +197,15 @@ impl Gateway {
                 Route::Cgi(script) => {
                     let meta = meta::build(&self.config, &script.target(), &info)?;
                     self.cgi
-                        .run(cgi_job(script, meta, body, &method, &uri, started))
+                        .run(cgi_job(script, meta, body, &method, &uri, started, access))
                         .await?
                 }
                 Route::Fastcgi(app) => {
                     let meta = meta::build(&self.config, &app.target(), &info)?;
                     self.fastcgi
-                        .run(fastcgi_job(app, meta, body, &method, &uri, started)?)
+                        .run(fastcgi_job(
+                            app, meta, body, &method, &uri, started, access,
+                        )?)
                         .await?
                 }
             };
@@ -226,6 +251,7 @@ fn cgi_job(
     method: &Method,
     uri: &Uri,
     started: Instant,
+    access: Option<&Pending>,
 ) -> Job {
     let mut argv: Vec<std::ffi::OsString> =
         script.interpreter.map(<[_]>::to_vec).unwrap_or_default();
@@ -244,6 +270,7 @@ fn cgi_job(
         path: uri.path().to_owned(),
         script: script.script_name.to_string_lossy().into(),
         started,
+        access: access.cloned(),
     }
 }
 
@@ -254,6 +281,7 @@ fn fastcgi_job(
     method: &Method,
     uri: &Uri,
     started: Instant,
+    access: Option<&Pending>,
 ) -> Result<fastcgi::client::Job, Error> {
     use std::os::unix::ffi::OsStrExt;
     let mount = app.mount;
@@ -279,6 +307,7 @@ fn fastcgi_job(
         method: method.clone(),
         path: uri.path().to_owned(),
         started,
+        access: access.cloned(),
     })
 }
 

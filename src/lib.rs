@@ -12,7 +12,8 @@
 //!   `python/portico_wsgi.py`, the WSGI adapter built into the binary).
 //! - [`server`]: accepting connections, hyper, graceful shutdown; [`connection`]: the socket,
 //!   which an NPH script may take over.
-//! - [`gateway`]: the service: route, run, errors to responses, access log.
+//! - [`gateway`]: the service: route, run, errors to responses, access log;
+//!   [`access_log`]: the Common/Combined Log Format file.
 //! - [`router`]: URL path -> script, SCRIPT_NAME and PATH_INFO; all path safety lives here.
 //! - [`meta`]: the meta-variables, shared by every way of running a program.
 //! - [`body`]: request bodies (limits, spooling) and the response body type.
@@ -33,6 +34,7 @@
 //! - [`privileges`]: the user Portico serves as once its sockets are bound.
 //! - [`error`]: the request-path error, its status and whose fault it is.
 
+pub mod access_log;
 pub mod bench;
 pub mod body;
 pub mod cgi;

@@ -232,6 +232,7 @@ mod tests {
             script_env: vec![],
             fastcgi: vec![],
             status: None,
+            access_log: None,
             threads: 1,
             run_as: None,
             cgi: vec![CgiMount {

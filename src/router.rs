@@ -281,6 +281,7 @@ mod tests {
             script_env: vec![],
             fastcgi: vec![],
             status: None,
+            access_log: None,
             threads: 1,
             run_as: None,
             cgi: vec![CgiMount {

@@ -47,6 +47,8 @@ pub struct Job {
     /// SCRIPT_NAME, for the log.
     pub script: Arc<str>,
     pub started: Instant,
+    /// The request's access-log line, when there is an access log.
+    pub access: Option<crate::access_log::Pending>,
 }
 
 /// What a script's response means for the gateway.

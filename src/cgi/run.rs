@@ -27,6 +27,7 @@ use super::response::{self, Head, Kind, MAX_HEAD_BYTES};
 use super::spawn::{self, Exit, Input, Process};
 use super::stderr::{self, Tail};
 use super::{Job, Reply};
+use crate::access_log;
 use crate::body::{RequestBody, ResponseBody};
 use crate::config::Limits;
 use crate::error::{Deadline, Error};
@@ -52,6 +53,7 @@ pub(super) struct Run {
     path: String,
     script: Arc<str>,
     started: Instant,
+    access: Option<access_log::Pending>,
     head_deadline: tokio::time::Instant,
     total_deadline: tokio::time::Instant,
     idle_timeout: Duration,
@@ -101,6 +103,7 @@ impl Run {
             path: job.path,
             script: job.script,
             started: job.started,
+            access: job.access,
             head_deadline: now + limits.script_head_timeout,
             total_deadline: now + limits.script_total_timeout,
             idle_timeout: limits.script_idle_timeout,
@@ -192,7 +195,8 @@ impl Run {
         };
 
         let status = head.status;
-        let (stop, bytes) = if head.kind == Kind::LocalRedirect || self.is_head_request {
+        let local_redirect = head.kind == Kind::LocalRedirect;
+        let (stop, bytes) = if local_redirect || self.is_head_request {
             // Nothing of the body is sent: the output is drained so the script ends normally.
             let reply = match head.location.clone() {
                 Some(location) if head.kind == Kind::LocalRedirect => {
@@ -244,6 +248,7 @@ impl Run {
             stop,
             exit,
             failure: None,
+            local_redirect,
         }
     }
 
@@ -416,6 +421,11 @@ impl Run {
         let pid = self.process.pid();
         let status = status.as_u16();
         let bytes = report.bytes;
+        if let Some(access) = &self.access
+            && !report.local_redirect
+        {
+            access.finish(status, bytes);
+        }
         let duration_ms = format_args!("{duration_ms:.2}");
         let cpu_ms = format_args!("{cpu_ms:.2}");
         if !report.failed() {
@@ -445,6 +455,8 @@ struct Report {
     /// A run that failed before its head: the gateway's answer waits for the log line, so
     /// that the line (with the script's stderr) is written when the client sees the error.
     failure: Option<(oneshot::Sender<Reply>, Error)>,
+    /// RFC 3875 §6.2.2: the request goes on as another; that one writes the access line.
+    local_redirect: bool,
 }
 
 impl Report {
@@ -460,6 +472,7 @@ impl Report {
             stop,
             exit,
             failure: Some((head_tx, error)),
+            local_redirect: false,
         }
     }
 

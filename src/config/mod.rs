@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::access_log;
 use crate::cli::ServeArgs;
 use crate::privileges::{GroupOrUser, RunAs};
 
@@ -47,6 +48,15 @@ pub struct Config {
     pub fastcgi: Vec<FastcgiMount>,
     /// The operators' status page, when enabled.
     pub status: Option<StatusPage>,
+    /// The access log file, when there is one.
+    pub access_log: Option<AccessLogFile>,
+}
+
+/// Where the access log goes and in which format.
+#[derive(Debug, Clone)]
+pub struct AccessLogFile {
+    pub path: PathBuf,
+    pub format: access_log::Format,
 }
 
 /// Where the status page answers and who may see it.
@@ -174,6 +184,23 @@ struct RawConfig {
     #[serde(default)]
     wsgi: Vec<RawWsgi>,
     status: Option<RawStatus>,
+    access_log: Option<RawAccessLog>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessLog {
+    path: Spanned<String>,
+    #[serde(default)]
+    format: RawLogFormat,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum RawLogFormat {
+    Common,
+    #[default]
+    Combined,
 }
 
 #[derive(Debug, Deserialize)]
@@ -413,6 +440,7 @@ impl Validator<'_> {
         };
 
         let run_as = self.run_as(&raw, args)?;
+        let access_log = self.access_log(raw.access_log.as_ref(), args)?;
         let document_root = match &raw.document_root {
             Some(dir) => Some(self.directory(dir)?),
             None => None,
@@ -516,7 +544,45 @@ impl Validator<'_> {
             cgi,
             fastcgi,
             status,
+            access_log,
         })
+    }
+
+    /// `--access-log` (Combined format), else `[access_log]`; its directory must exist.
+    fn access_log(
+        &self,
+        raw: Option<&RawAccessLog>,
+        args: &ServeArgs,
+    ) -> Result<Option<AccessLogFile>, ConfigError> {
+        let (path, format, span) = match (&args.access_log, raw) {
+            (Some(path), raw) => {
+                let format = raw.map_or(RawLogFormat::Combined, |r| r.format);
+                (path.clone(), format, None)
+            }
+            (None, Some(raw)) => (
+                self.base_dir().join(raw.path.get_ref()),
+                raw.format,
+                Some(raw.path.span()),
+            ),
+            (None, None) => return Ok(None),
+        };
+        let dir = match path.parent() {
+            Some(dir) if dir.as_os_str().is_empty() => Path::new("."),
+            Some(dir) => dir,
+            None => Path::new("/"),
+        };
+        if !dir.is_dir() || path.is_dir() {
+            let message = format!("{}: no directory to write it in", path.display());
+            return Err(match span {
+                Some(span) => self.spanned_error(span, message),
+                None => Self::flag_error("access-log", message),
+            });
+        }
+        let format = match format {
+            RawLogFormat::Common => access_log::Format::Common,
+            RawLogFormat::Combined => access_log::Format::Combined,
+        };
+        Ok(Some(AccessLogFile { path, format }))
     }
 
     /// `user` and `group`, from the flags or else the file, looked up now.

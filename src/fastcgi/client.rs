@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use super::conn::{Conn, Records, Writer};
 use super::pool::{Endpoint, Lease, Link, Pool};
 use super::record::{self, Kind, Role};
+use crate::access_log;
 use crate::body::RequestBody;
 use crate::cgi::response::{self, Kind as HeadKind};
 use crate::cgi::{Outcome, Owners, Reply, reply_channel};
@@ -56,6 +57,8 @@ pub struct Job {
     pub method: Method,
     pub path: String,
     pub started: Instant,
+    /// The request's access-log line, when there is an access log.
+    pub access: Option<access_log::Pending>,
 }
 
 /// The FastCGI backend: a pool per mount and the owners of all requests in flight.
@@ -144,6 +147,7 @@ impl FastCgi {
             method: job.method,
             path: job.path,
             started: job.started,
+            access: job.access,
             kill_all: self.owners.kill_all.clone(),
             lease: Some(lease),
             conn: Some(half),
@@ -339,6 +343,7 @@ struct Exchange {
     method: Method,
     path: String,
     started: Instant,
+    access: Option<access_log::Pending>,
     kill_all: CancellationToken,
     /// Taken by `finish`; still here on drop means the request was cut short.
     lease: Option<Lease>,
@@ -593,6 +598,13 @@ impl Exchange {
             End::Shutdown => (None, Some("shutdown".to_owned())),
             End::Broken(e) => (None, Some(e.to_string())),
         };
+        // A local redirect's line is written by the request it turned into.
+        if let Some(access) = &self.access
+            && !matches!(end, End::Redirected)
+        {
+            let status = outcome.unwrap_or_else(|error| error.status());
+            access.finish(status.as_u16(), bytes);
+        }
         match outcome {
             Ok(status) if ended.is_none() => tracing::info!(
                 target: "portico::access", method = %self.method, path = %self.path, status = status.as_u16(), bytes,
@@ -626,6 +638,7 @@ impl Drop for Exchange {
             method: self.method.clone(),
             path: std::mem::take(&mut self.path),
             started: self.started,
+            access: self.access.take(),
             kill_all: self.kill_all.clone(),
             lease: self.lease.take(),
             conn: self.conn.take(),

@@ -17,6 +17,7 @@
 //! - `robustness`: limits, deadlines, concurrency, disconnects, shutdown, child reaping.
 //! - `traversal`: path resolution and every way of trying to leave the mount.
 //! - `config`: `portico check`, config files, and flags overriding them.
+//! - `access_log`: the Common/Combined Log Format file, and its reopening on SIGHUP.
 //! - `logging`: the access line and script stderr in Portico's log.
 //! - `bench`: `portico bench` end to end, in-process and by URL.
 //! - `docs`: the commands of docs/evolution.md, run as written.
@@ -28,6 +29,7 @@
 //! - `upstreams`: FastCGI upstreams Portico does not run: balancing, failover, kept
 //!   connections, FCGI_GET_VALUES.
 
+mod access_log;
 mod bench;
 mod config;
 mod docs;
