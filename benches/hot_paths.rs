@@ -25,6 +25,7 @@ fn config() -> Config {
         cgi: vec![CgiMount {
             mount: "/cgi-bin".into(),
             dir: PathBuf::from("/srv/cgi"),
+            script: None,
             pass_authorization: false,
             interpreters: vec![],
         }],

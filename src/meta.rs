@@ -238,6 +238,7 @@ mod tests {
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: PathBuf::from("/srv/cgi"),
+                script: None,
                 pass_authorization: false,
                 interpreters: vec![],
             }],

@@ -45,6 +45,9 @@ impl Match<'_> {
 /// Finds the script for a raw (still percent-encoded) URL path.
 pub fn resolve<'c>(config: &'c Config, raw_path: &str) -> Result<Match<'c>, Error> {
     let (mount, rest) = find_mount(config, raw_path).ok_or(Error::NotFound)?;
+    if let Some(script) = &mount.script {
+        return resolve_script(mount, script, rest);
+    }
     let mut dir = mount.dir.clone();
     let mut script_name = mount.mount.as_bytes().to_vec();
     let mut segments = rest.split('/').skip(1);
@@ -92,6 +95,31 @@ pub fn resolve<'c>(config: &'c Config, raw_path: &str) -> Result<Match<'c>, Erro
         });
     }
     Err(Error::Forbidden("a directory, not a script"))
+}
+
+/// A `script` mount: the mount is SCRIPT_NAME and all of the rest is PATH_INFO, decoded
+/// with the same rules as a directory mount's path.
+fn resolve_script<'c>(
+    mount: &'c CgiMount,
+    script: &std::path::Path,
+    rest: &str,
+) -> Result<Match<'c>, Error> {
+    let path_info = decode_path_info(rest.split('/').skip(1))?;
+    // Looked at on every request, as a directory mount's scripts are: it may be replaced.
+    let meta = std::fs::metadata(script).map_err(io_to_error)?;
+    let name = script.file_name().unwrap_or_default();
+    let interpreter = mount.interpreter_for(&name.to_string_lossy());
+    if !meta.is_file() || (interpreter.is_none() && meta.permissions().mode() & 0o111 == 0) {
+        return Err(Error::Forbidden("not executable"));
+    }
+    Ok(Match {
+        mount,
+        script_name: OsString::from(&mount.mount),
+        path_info,
+        script_path: script.to_path_buf(),
+        interpreter,
+        is_nph: name.as_bytes().starts_with(b"nph-"),
+    })
 }
 
 /// A request for a FastCGI application: what the route makes of its path.
@@ -287,6 +315,7 @@ mod tests {
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: bin,
+                script: None,
                 pass_authorization: false,
                 interpreters: vec![(".pl".into(), vec!["perl".into()])],
             }],
@@ -339,6 +368,52 @@ mod tests {
                     assert_eq!(m.script_name, *name, "{path}");
                     assert_eq!(m.path_info, *info, "{path}");
                     assert!(m.script_path.starts_with(&t.config.cgi[0].dir), "{path}");
+                }
+                (Err(status), Err(e)) => assert_eq!(e.status().as_u16(), *status, "{path}: {e}"),
+                (want, got) => panic!("{path}: want {want:?}, got {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_script_mount_runs_its_script_for_every_path_under_it() {
+        let mut t = tree();
+        let bin = t.config.cgi[0].dir.clone();
+        let mount = |mount: &str, script: &str| CgiMount {
+            mount: mount.into(),
+            dir: bin.clone(),
+            script: Some(bin.join(script)),
+            pass_authorization: false,
+            interpreters: vec![(".pl".into(), vec!["perl".into()])],
+        };
+        t.config.cgi.push(mount("/git", "hello.sh"));
+        t.config.cgi.push(mount("/perl", "app.pl"));
+        t.config.cgi.push(mount("/text", "plain.txt"));
+        t.config.cgi.push(mount("/gone", "missing.sh"));
+        type Want = Result<(&'static str, &'static str, &'static str), u16>;
+        let cases: &[(&str, Want)] = &[
+            ("/git", Ok(("/git", "", "hello.sh"))),
+            ("/git/", Ok(("/git", "/", "hello.sh"))),
+            (
+                "/git/repo/tree/a%20b",
+                Ok(("/git", "/repo/tree/a b", "hello.sh")),
+            ),
+            ("/git/plain.txt", Ok(("/git", "/plain.txt", "hello.sh"))),
+            ("/perl/x", Ok(("/perl", "/x", "app.pl"))),
+            ("/gitx", Err(404)),
+            ("/git/../outside.sh", Err(403)),
+            ("/git/a%2f..%2fb", Err(403)),
+            ("/git/%00", Err(400)),
+            ("/text/x", Err(403)),
+            ("/gone", Err(404)),
+        ];
+        for (path, want) in cases {
+            match (want, resolve(&t.config, path)) {
+                (Ok((name, info, script)), Ok(m)) => {
+                    assert_eq!(m.script_name, *name, "{path}");
+                    assert_eq!(m.path_info, *info, "{path}");
+                    assert_eq!(m.script_path, bin.join(script), "{path}");
+                    assert_eq!(m.interpreter.is_some(), script.ends_with(".pl"), "{path}");
                 }
                 (Err(status), Err(e)) => assert_eq!(e.status().as_u16(), *status, "{path}: {e}"),
                 (want, got) => panic!("{path}: want {want:?}, got {got:?}"),

@@ -118,8 +118,11 @@ impl Default for Limits {
 pub struct CgiMount {
     /// URL prefix without a trailing slash (`/cgi-bin`; `` for the root).
     pub mount: String,
-    /// Canonical directory the mount serves.
+    /// Canonical directory the mount serves; for a `script` mount, the script's own.
     pub dir: PathBuf,
+    /// A mount of one script (Apache's `ScriptAlias /cgit /usr/lib/cgit/cgit.cgi`): every
+    /// path under the mount runs it, the rest of the path being PATH_INFO.
+    pub script: Option<PathBuf>,
     pub pass_authorization: bool,
     /// File extension (with its dot) -> interpreter argv, the script path is appended.
     pub interpreters: Vec<(String, Vec<OsString>)>,
@@ -253,7 +256,8 @@ struct RawEnv {
 #[serde(deny_unknown_fields)]
 struct RawCgi {
     mount: Spanned<String>,
-    dir: Spanned<String>,
+    dir: Option<Spanned<String>>,
+    script: Option<Spanned<String>>,
     #[serde(default)]
     pass_authorization: bool,
     #[serde(default)]
@@ -467,6 +471,7 @@ impl Validator<'_> {
             cgi.push(CgiMount {
                 mount,
                 dir,
+                script: None,
                 pass_authorization: false,
                 interpreters: Vec::new(),
             });
@@ -808,7 +813,31 @@ impl Validator<'_> {
     fn cgi_mount(&self, raw: &RawCgi) -> Result<CgiMount, ConfigError> {
         let mount = normalize_mount(raw.mount.get_ref())
             .map_err(|m| self.spanned_error(raw.mount.span(), m))?;
-        let dir = self.directory(&raw.dir)?;
+        let (dir, script) = match (&raw.dir, &raw.script) {
+            (Some(dir), None) => (self.directory(dir)?, None),
+            (None, Some(script)) => {
+                let path = self.base_dir().join(script.get_ref());
+                let script_path = path.canonicalize().map_err(|e| {
+                    self.spanned_error(script.span(), format!("{}: {e}", path.display()))
+                })?;
+                if !script_path.is_file() {
+                    let message = format!("{} is not a file", path.display());
+                    return Err(self.spanned_error(script.span(), message));
+                }
+                let dir = script_path
+                    .parent()
+                    .map_or_else(PathBuf::new, Path::to_path_buf);
+                (dir, Some((script_path, script.span())))
+            }
+            (Some(_), Some(script)) => {
+                return Err(
+                    self.spanned_error(script.span(), "a mount has `dir` or `script`, not both")
+                );
+            }
+            (None, None) => {
+                return Err(self.spanned_error(raw.mount.span(), "needs `dir` or `script`"));
+            }
+        };
         let mut interpreters = Vec::new();
         for (ext, command) in &raw.interpreters {
             if !ext.starts_with('.') || ext.len() < 2 || ext.contains('/') {
@@ -833,12 +862,29 @@ impl Validator<'_> {
         }
         // Longest extension first, so ".tar.pl" would win over ".pl".
         interpreters.sort_by_key(|(ext, _)| std::cmp::Reverse(ext.len()));
-        Ok(CgiMount {
+        let mut cgi = CgiMount {
             mount,
             dir,
+            script: None,
             pass_authorization: raw.pass_authorization,
             interpreters,
-        })
+        };
+        if let Some((path, span)) = script {
+            use std::os::unix::fs::PermissionsExt;
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let executable = path
+                .metadata()
+                .is_ok_and(|meta| meta.permissions().mode() & 0o111 != 0);
+            if !executable && cgi.interpreter_for(&name).is_none() {
+                let message = format!(
+                    "{} is not executable and has no interpreter",
+                    path.display()
+                );
+                return Err(self.spanned_error(span, message));
+            }
+            cgi.script = Some(path);
+        }
+        Ok(cgi)
     }
 }
 

@@ -15,6 +15,7 @@
 //! - `privileges`: `user` and `group`, the user Portico serves as once its sockets are bound.
 //! - `rlimits`: the CPU time and address-space limits scripts start under.
 //! - `robustness`: limits, deadlines, concurrency, disconnects, shutdown, child reaping.
+//! - `script_mount`: a mount of one script (cgit, gitweb), the rest of the path PATH_INFO.
 //! - `traversal`: path resolution and every way of trying to leave the mount.
 //! - `config`: `portico check`, config files, and flags overriding them.
 //! - `access_log`: the Common/Combined Log Format file, and its reopening on SIGHUP.
@@ -48,6 +49,7 @@ mod protocol;
 mod responses;
 mod rlimits;
 mod robustness;
+mod script_mount;
 mod scripts;
 mod traversal;
 mod upstreams;
