@@ -26,6 +26,7 @@ fn config() -> Config {
             mount: "/cgi-bin".into(),
             dir: PathBuf::from("/srv/cgi"),
             script: None,
+            auth: None,
             pass_authorization: false,
             interpreters: vec![],
         }],
@@ -78,6 +79,7 @@ fn meta_variables(c: &mut Criterion) {
         remote: "127.0.0.1:50000".parse().unwrap(),
         local: "127.0.0.1:8080".parse().unwrap(),
         content_length: None,
+        remote_user: None,
     };
     c.bench_function("meta::build (browser GET)", |b| {
         b.iter(|| meta::build(black_box(&config), &target, &info).unwrap())

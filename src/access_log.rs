@@ -39,7 +39,11 @@ pub struct AccessLog {
 #[derive(Clone)]
 pub struct Pending {
     log: Arc<AccessLog>,
-    /// Up to and including the space before the status.
+    /// The client's address.
+    client: Arc<str>,
+    /// `%u`: the user a mount's authentication let in.
+    user: Arc<std::sync::OnceLock<String>>,
+    /// From the time up to and including the space before the status.
     head: Arc<str>,
     /// After the size: empty, or the Combined fields.
     tail: Arc<str>,
@@ -69,7 +73,7 @@ impl AccessLog {
             "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
         );
         let when = now.format(&format).unwrap_or_default();
-        let mut head = format!("{remote} - - [{when}] \"");
+        let mut head = format!("[{when}] \"");
         escape_into(&mut head, request.method().as_str().as_bytes());
         head.push(' ');
         let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -88,6 +92,8 @@ impl AccessLog {
         };
         Pending {
             log: self.clone(),
+            client: remote.to_string().into(),
+            user: Arc::default(),
             head: head.into(),
             tail: tail.into(),
             written: Arc::default(),
@@ -112,13 +118,25 @@ impl AccessLog {
 }
 
 impl Pending {
+    /// Names the user the request was let in as.
+    pub fn set_user(&self, user: &str) {
+        let _ = self.user.set(user.to_owned());
+    }
+
     /// Writes the line, unless a clone has: the status sent and the body bytes (`-` for
     /// none), as `%>s %b`.
     pub fn finish(&self, status: u16, bytes: u64) {
         if self.written.swap(true, Ordering::Relaxed) {
             return;
         }
-        let mut line = String::with_capacity(self.head.len() + self.tail.len() + 16);
+        let mut line = String::with_capacity(self.head.len() + self.tail.len() + 64);
+        line.push_str(&self.client);
+        line.push_str(" - ");
+        match self.user.get() {
+            Some(user) => escape_into(&mut line, user.as_bytes()),
+            None => line.push('-'),
+        }
+        line.push(' ');
         line.push_str(&self.head);
         let _ = write!(line, "{status} ");
         if bytes == 0 {

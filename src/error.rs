@@ -87,12 +87,15 @@ pub enum Error {
     Protocol(#[source] crate::fastcgi::record::RecordError),
     #[error("the application is stopped: {0}")]
     AppStopped(String),
+    #[error("no valid credentials for realm {0:?}")]
+    Unauthorized(String),
 }
 
 impl Error {
     pub fn status(&self) -> StatusCode {
         match self {
             Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
             Error::BadRequest(_) | Error::BodyRead(_) => StatusCode::BAD_REQUEST,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -117,6 +120,7 @@ impl Error {
     pub fn side(&self) -> Side {
         match self {
             Error::NotFound
+            | Error::Unauthorized(_)
             | Error::Forbidden(_)
             | Error::BadRequest(_)
             | Error::MethodNotAllowed

@@ -155,6 +155,7 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
         remote: SocketAddr::from(([127, 0, 0, 1], 50000)),
         local,
         content_length: args.data.as_ref().map(|d| d.len() as u64),
+        remote_user: None,
     };
     let show = args.show_secrets;
 

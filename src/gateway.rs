@@ -172,6 +172,8 @@ impl Gateway {
         }
         let (parts, body) = request.into_parts();
         let mut route = Route::resolve(&self.config, parts.uri.path())?;
+        // Before the body is read: a client without credentials sends it for nothing.
+        let mut user = route.authenticate(&parts.headers, access).await?;
         let mut body = RequestBody::prepare(
             &parts.headers,
             body,
@@ -191,6 +193,7 @@ impl Gateway {
                 remote: peer.remote,
                 local: peer.local,
                 content_length: body.length(),
+                remote_user: user.as_deref(),
             };
             let body = std::mem::replace(&mut body, RequestBody::None);
             let outcome = match &route {
@@ -222,6 +225,7 @@ impl Gateway {
                         .map_err(|_| Error::Head(crate::cgi::response::HeadError::BadLocation))?;
                     method = Method::GET;
                     route = Route::resolve(&self.config, uri.path())?;
+                    user = route.authenticate(&parts.headers, access).await?;
                 }
             }
         }
@@ -241,6 +245,27 @@ impl<'c> Route<'c> {
             Some(app) => Ok(Route::Fastcgi(app?)),
             None => Ok(Route::Cgi(router::resolve(config, path)?)),
         }
+    }
+
+    /// The user the mount's Basic authentication lets in (also for the access log); `None`
+    /// for a mount without it.
+    async fn authenticate(
+        &self,
+        headers: &http::HeaderMap,
+        access: Option<&Pending>,
+    ) -> Result<Option<String>, Error> {
+        let auth = match self {
+            Route::Cgi(script) => script.mount.auth.as_ref(),
+            Route::Fastcgi(app) => app.mount.auth.as_ref(),
+        };
+        let Some(auth) = auth else {
+            return Ok(None);
+        };
+        let user = auth.check(headers).await?;
+        if let Some(access) = access {
+            access.set_user(&user);
+        }
+        Ok(Some(user))
     }
 }
 
@@ -352,6 +377,14 @@ pub fn error_response(error: &Error, config: &Config) -> Response<ResponseBody> 
     if status == StatusCode::SERVICE_UNAVAILABLE {
         let retry = config.limits.queue_timeout.as_secs().max(1);
         headers.insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    }
+    if let Error::Unauthorized(realm) = error {
+        // RFC 7617 §2; the realm was checked for quotes and control characters at start-up.
+        if let Ok(value) =
+            HeaderValue::from_str(&format!("Basic realm=\"{realm}\", charset=\"UTF-8\""))
+        {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
     }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         headers.insert(

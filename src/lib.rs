@@ -15,6 +15,7 @@
 //! - [`gateway`]: the service: route, run, errors to responses, access log;
 //!   [`access_log`]: the Common/Combined Log Format file.
 //! - [`router`]: URL path -> script, SCRIPT_NAME and PATH_INFO; all path safety lives here.
+//! - [`auth`]: a mount's HTTP Basic authentication against an htpasswd file.
 //! - [`meta`]: the meta-variables, shared by every way of running a program.
 //! - [`body`]: request bodies (limits, spooling) and the response body type.
 //! - [`cgi`]: one process per request. Its `run` module is the task that owns one script
@@ -35,6 +36,7 @@
 //! - [`error`]: the request-path error, its status and whose fault it is.
 
 pub mod access_log;
+pub mod auth;
 pub mod bench;
 pub mod body;
 pub mod cgi;

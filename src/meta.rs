@@ -36,6 +36,8 @@ pub struct RequestInfo<'a> {
     pub local: SocketAddr,
     /// Length of the body the script will read on stdin; `None` when there is none.
     pub content_length: Option<u64>,
+    /// The user the mount's Basic authentication let in.
+    pub remote_user: Option<&'a str>,
 }
 
 pub fn build(
@@ -46,9 +48,12 @@ pub fn build(
     let mut vars: MetaVars = Vec::with_capacity(32 + req.headers.keys_len());
     let mut set = |name: &str, value: OsString| vars.push((name.to_owned(), value));
 
-    // RFC 3875 §4.1.1: Portico authenticates nobody, so AUTH_TYPE only echoes the scheme the
-    // client sent and REMOTE_USER (§4.1.11) stays unset.
-    if let Some(scheme) = auth_scheme(req.headers) {
+    // RFC 3875 §4.1.1, §4.1.11: a user the mount authenticated; else AUTH_TYPE only echoes
+    // the scheme the client sent, and REMOTE_USER stays unset.
+    if let Some(user) = req.remote_user {
+        set("AUTH_TYPE", "Basic".into());
+        set("REMOTE_USER", user.into());
+    } else if let Some(scheme) = auth_scheme(req.headers) {
         set("AUTH_TYPE", scheme.into());
     }
     // §4.1.2, §4.1.3: only when there is a body.
@@ -239,6 +244,7 @@ mod tests {
                 mount: "/cgi-bin".into(),
                 dir: PathBuf::from("/srv/cgi"),
                 script: None,
+                auth: None,
                 pass_authorization: false,
                 interpreters: vec![],
             }],
@@ -273,6 +279,7 @@ mod tests {
             remote: "127.0.0.2:5555".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
             content_length: body,
+            remote_user: None,
         };
         build(config, &route, &req)
     }

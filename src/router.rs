@@ -316,6 +316,7 @@ mod tests {
                 mount: "/cgi-bin".into(),
                 dir: bin,
                 script: None,
+                auth: None,
                 pass_authorization: false,
                 interpreters: vec![(".pl".into(), vec!["perl".into()])],
             }],
@@ -383,6 +384,7 @@ mod tests {
             mount: mount.into(),
             dir: bin.clone(),
             script: Some(bin.join(script)),
+            auth: None,
             pass_authorization: false,
             interpreters: vec![(".pl".into(), vec!["perl".into()])],
         };
@@ -436,6 +438,7 @@ mod tests {
             script: script.map(PathBuf::from),
             split_path_info: split.map(Into::into),
             params: vec![],
+            auth: None,
             pass_authorization: false,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),

@@ -36,6 +36,8 @@ pub struct FastcgiMount {
     pub split_path_info: Option<String>,
     /// Extra params sent with every request, after the meta-variables.
     pub params: Vec<(String, String)>,
+    /// HTTP Basic authentication in front of the application.
+    pub auth: Option<std::sync::Arc<crate::auth::BasicAuth>>,
     pub pass_authorization: bool,
     pub connect_timeout: Duration,
     /// Deadline for the response head and for idle time between output chunks.
@@ -119,6 +121,7 @@ pub(super) struct RawFastcgi {
     split_path_info: Option<Spanned<String>>,
     #[serde(default)]
     params: BTreeMap<String, String>,
+    auth: Option<super::RawAuth>,
     #[serde(default)]
     pass_authorization: bool,
     connect_timeout_seconds: Option<Spanned<f64>>,
@@ -210,6 +213,7 @@ impl Validator<'_> {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            auth: self.auth(raw.auth.as_ref())?,
             pass_authorization: raw.pass_authorization,
             connect_timeout: self.seconds(
                 None,

@@ -11,12 +11,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use crate::access_log;
+use crate::auth::BasicAuth;
 use crate::cli::ServeArgs;
 use crate::privileges::{GroupOrUser, RunAs};
 
@@ -123,6 +125,8 @@ pub struct CgiMount {
     /// A mount of one script (Apache's `ScriptAlias /cgit /usr/lib/cgit/cgit.cgi`): every
     /// path under the mount runs it, the rest of the path being PATH_INFO.
     pub script: Option<PathBuf>,
+    /// HTTP Basic authentication in front of the mount's scripts.
+    pub auth: Option<Arc<BasicAuth>>,
     pub pass_authorization: bool,
     /// File extension (with its dot) -> interpreter argv, the script path is appended.
     pub interpreters: Vec<(String, Vec<OsString>)>,
@@ -198,6 +202,14 @@ struct RawAccessLog {
     format: RawLogFormat,
 }
 
+/// A mount's `auth = { realm = ..., user_file = ... }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuth {
+    realm: Spanned<String>,
+    user_file: Spanned<String>,
+}
+
 #[derive(Debug, Default, Clone, Copy, Deserialize)]
 #[serde(rename_all = "lowercase")]
 enum RawLogFormat {
@@ -258,6 +270,7 @@ struct RawCgi {
     mount: Spanned<String>,
     dir: Option<Spanned<String>>,
     script: Option<Spanned<String>>,
+    auth: Option<RawAuth>,
     #[serde(default)]
     pass_authorization: bool,
     #[serde(default)]
@@ -472,6 +485,7 @@ impl Validator<'_> {
                 mount,
                 dir,
                 script: None,
+                auth: None,
                 pass_authorization: false,
                 interpreters: Vec::new(),
             });
@@ -551,6 +565,31 @@ impl Validator<'_> {
             status,
             access_log,
         })
+    }
+
+    /// A mount's Basic authentication; its user file is read now, to be sure it can be.
+    pub(super) fn auth(
+        &self,
+        raw: Option<&RawAuth>,
+    ) -> Result<Option<Arc<BasicAuth>>, ConfigError> {
+        let Some(raw) = raw else {
+            return Ok(None);
+        };
+        let realm = raw.realm.get_ref();
+        // RFC 7617 §2: the realm is a quoted-string in WWW-Authenticate.
+        if realm.is_empty()
+            || realm
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control())
+        {
+            let message = "a realm is some text without `\"`, `\\` or control characters";
+            return Err(self.spanned_error(raw.realm.span(), message));
+        }
+        let path = self.base_dir().join(raw.user_file.get_ref());
+        let auth = BasicAuth::new(realm, &path).map_err(|e| {
+            self.spanned_error(raw.user_file.span(), format!("{}: {e}", path.display()))
+        })?;
+        Ok(Some(Arc::new(auth)))
     }
 
     /// `--access-log` (Combined format), else `[access_log]`; its directory must exist.
@@ -866,6 +905,7 @@ impl Validator<'_> {
             mount,
             dir,
             script: None,
+            auth: self.auth(raw.auth.as_ref())?,
             pass_authorization: raw.pass_authorization,
             interpreters,
         };

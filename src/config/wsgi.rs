@@ -87,6 +87,7 @@ impl Validator<'_> {
             root: None,
             split_path_info: None,
             params: Vec::new(),
+            auth: None,
             pass_authorization: false,
             connect_timeout: Duration::from_secs(5),
             read_timeout: self.seconds(

@@ -18,6 +18,7 @@
 //! - `script_mount`: a mount of one script (cgit, gitweb), the rest of the path PATH_INFO.
 //! - `traversal`: path resolution and every way of trying to leave the mount.
 //! - `config`: `portico check`, config files, and flags overriding them.
+//! - `auth`: a mount's HTTP Basic authentication, REMOTE_USER and AUTH_TYPE.
 //! - `access_log`: the Common/Combined Log Format file, and its reopening on SIGHUP.
 //! - `logging`: the access line and script stderr in Portico's log.
 //! - `bench`: `portico bench` end to end, in-process and by URL.
@@ -31,6 +32,7 @@
 //!   connections, FCGI_GET_VALUES.
 
 mod access_log;
+mod auth;
 mod bench;
 mod config;
 mod docs;
