@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{Fixture, run_portico, wait_until};
+use crate::harness::{Fixture, wait_until};
 use crate::http::Request;
 use crate::scripts::HELLO;
 
@@ -133,12 +133,7 @@ fn a_log_with_nowhere_to_go_or_an_unknown_format_is_named() {
             ":6: access_log.format: ",
         ),
     ] {
-        let path = fx.config(&config(access_log));
-        let out = run_portico(
-            &["check", "--config", path.to_str().unwrap()],
-            fx.root(),
-            10 * SECOND,
-        );
+        let out = fx.check(&config(access_log));
         assert_eq!(out.code, Some(2), "{access_log}: {out:?}");
         assert!(
             out.stderr.contains(line_key),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::harness::{Fixture, Portico, run_portico};
+use crate::harness::{Fixture, Portico};
 use crate::http::Request;
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -166,14 +166,9 @@ fn a_missing_user_file_or_a_bad_realm_stops_the_start() {
         ),
         ("{ realm = 'R' }", ":4: cgi[0].auth"),
     ] {
-        let config = fx.config(&format!(
+        let out = fx.check(&format!(
             "listen = '127.0.0.1:0'\n[[cgi]]\nmount = '/private'\nauth = {auth}\ndir = 'private'\n"
         ));
-        let out = run_portico(
-            &["check", "--config", config.to_str().unwrap()],
-            fx.root(),
-            10 * SECOND,
-        );
         assert_eq!(out.code, Some(2), "{auth}: {out:?}");
         assert!(out.stderr.contains(located), "{auth}: {}", out.stderr);
     }

@@ -590,6 +590,17 @@ impl Fixture {
         write_file(&self.path("portico.toml"), toml.as_bytes(), 0o644)
     }
 
+    /// Writes `toml` as the config and runs `portico check --config <it>`.
+    pub fn check(&self, toml: &str) -> Outcome {
+        let config = self.config(toml);
+        let config = config.to_str().expect("temporary paths are UTF-8");
+        run_portico(
+            &["check", "--config", config],
+            self.root(),
+            Duration::from_secs(10),
+        )
+    }
+
     /// Compiles a C program from `source` into `cgi-bin/name`.
     pub fn c_program(&self, name: &str, source: &str) -> PathBuf {
         let src = write_file(&self.path(&format!("{name}.c")), source.as_bytes(), 0o644);

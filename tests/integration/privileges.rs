@@ -3,28 +3,15 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::time::Duration;
 
 use nix::unistd::{User, geteuid};
 
-use crate::harness::{Fixture, Outcome, run_portico};
-
-const SECOND: Duration = Duration::from_secs(1);
+use crate::harness::Fixture;
 
 const WHOAMI: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\nid -g\n";
 
 fn config(run_as: &str) -> String {
     format!("listen = '127.0.0.1:0'\n{run_as}\n[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n")
-}
-
-/// `portico check` of a config with `run_as` in it.
-fn check(fx: &Fixture, run_as: &str) -> Outcome {
-    let path = fx.config(&config(run_as));
-    run_portico(
-        &["check", "--config", path.to_str().unwrap()],
-        fx.root(),
-        10 * SECOND,
-    )
 }
 
 /// The fixture, readable by every user, as a served tree usually is.
@@ -43,7 +30,7 @@ fn portico_and_its_scripts_serve_as_the_configured_user() {
     let nobody = User::from_name("nobody").unwrap().expect("a `nobody` user");
     if !geteuid().is_root() {
         // Not root: switching is impossible, and Portico says so instead of serving.
-        let out = check(&fx, "user = 'nobody'");
+        let out = fx.check(&config("user = 'nobody'"));
         assert_eq!(out.code, Some(2), "{out:?}");
         assert!(out.stderr.contains(":2: user: "), "{}", out.stderr);
         assert!(
@@ -100,7 +87,7 @@ fn without_root_switching_is_refused_naming_the_key() {
 fn a_group_of_its_own_may_be_named() {
     let fx = world_readable_fixture();
     if !geteuid().is_root() {
-        let out = check(&fx, "user = 'nobody'\ngroup = '0'");
+        let out = fx.check(&config("user = 'nobody'\ngroup = '0'"));
         assert_eq!(out.code, Some(2), "{out:?}");
         return;
     }
@@ -141,7 +128,7 @@ fn unknown_user_or_group_is_named_with_its_line() {
             "no group `no-such-group-here`",
         ),
     ] {
-        let out = check(&fx, run_as);
+        let out = fx.check(&config(run_as));
         assert_eq!(out.code, Some(2), "{run_as}: {out:?}");
         assert!(out.stderr.contains(key), "{run_as}: {}", out.stderr);
         assert!(out.stderr.contains(message), "{run_as}: {}", out.stderr);
@@ -151,7 +138,7 @@ fn unknown_user_or_group_is_named_with_its_line() {
 #[test]
 fn a_group_without_a_user_is_refused() {
     let fx = Fixture::new();
-    let out = check(&fx, "group = 'nogroup'");
+    let out = fx.check(&config("group = 'nogroup'"));
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(
         out.stderr.contains(":2: group: needs `user`"),

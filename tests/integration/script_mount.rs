@@ -2,11 +2,7 @@
 //! /usr/lib/cgit/cgit.cgi` serves cgit or gitweb: every path under the mount runs it, the
 //! mount is SCRIPT_NAME and the rest of the path is PATH_INFO.
 
-use std::time::Duration;
-
-use crate::harness::{Fixture, run_portico};
-
-const SECOND: Duration = Duration::from_secs(1);
+use crate::harness::Fixture;
 
 const SHOW: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
     echo \"SCRIPT_NAME=$SCRIPT_NAME\"\necho \"PATH_INFO=$PATH_INFO\"\n\
@@ -80,12 +76,7 @@ fn a_script_mount_that_cannot_run_is_refused_at_start() {
         ),
         ("[[cgi]]\nmount = '/a'", ":3: cgi[0].mount: "),
     ] {
-        let path = fx.config(&config(mounts));
-        let out = run_portico(
-            &["check", "--config", path.to_str().unwrap()],
-            fx.root(),
-            10 * SECOND,
-        );
+        let out = fx.check(&config(mounts));
         assert_eq!(out.code, Some(2), "{mounts}: {out:?}");
         assert!(out.stderr.contains(located), "{mounts}: {}", out.stderr);
     }
