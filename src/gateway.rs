@@ -141,6 +141,24 @@ impl Gateway {
         }
     }
 
+    /// The user the Basic authentication of the path's mount lets in (also for the access
+    /// log); `None` for a mount without it.
+    async fn authenticate(
+        &self,
+        path: &str,
+        headers: &http::HeaderMap,
+        access: Option<&Pending>,
+    ) -> Result<Option<String>, Error> {
+        let Some(auth) = router::auth_for(&self.config, path) else {
+            return Ok(None);
+        };
+        let user = auth.check(headers).await?;
+        if let Some(access) = access {
+            access.set_user(&user);
+        }
+        Ok(Some(user))
+    }
+
     async fn serve(
         &self,
         request: Request<Incoming>,
@@ -171,9 +189,12 @@ impl Gateway {
             return Ok(response);
         }
         let (parts, body) = request.into_parts();
+        // Before the path is resolved and the body read: a client without credentials
+        // learns nothing of the mount and sends its body for nothing.
+        let mut user = self
+            .authenticate(parts.uri.path(), &parts.headers, access)
+            .await?;
         let mut route = Route::resolve(&self.config, parts.uri.path())?;
-        // Before the body is read: a client without credentials sends it for nothing.
-        let mut user = route.authenticate(&parts.headers, access).await?;
         let mut body = RequestBody::prepare(
             &parts.headers,
             body,
@@ -224,8 +245,10 @@ impl Gateway {
                         .parse::<Uri>()
                         .map_err(|_| Error::Head(crate::cgi::response::HeadError::BadLocation))?;
                     method = Method::GET;
+                    user = self
+                        .authenticate(uri.path(), &parts.headers, access)
+                        .await?;
                     route = Route::resolve(&self.config, uri.path())?;
-                    user = route.authenticate(&parts.headers, access).await?;
                 }
             }
         }
@@ -245,27 +268,6 @@ impl<'c> Route<'c> {
             Some(app) => Ok(Route::Fastcgi(app?)),
             None => Ok(Route::Cgi(router::resolve(config, path)?)),
         }
-    }
-
-    /// The user the mount's Basic authentication lets in (also for the access log); `None`
-    /// for a mount without it.
-    async fn authenticate(
-        &self,
-        headers: &http::HeaderMap,
-        access: Option<&Pending>,
-    ) -> Result<Option<String>, Error> {
-        let auth = match self {
-            Route::Cgi(script) => script.mount.auth.as_ref(),
-            Route::Fastcgi(app) => app.mount.auth.as_ref(),
-        };
-        let Some(auth) = auth else {
-            return Ok(None);
-        };
-        let user = auth.check(headers).await?;
-        if let Some(access) = access {
-            access.set_user(&user);
-        }
-        Ok(Some(user))
     }
 }
 

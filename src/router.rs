@@ -9,9 +9,11 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use percent_encoding::percent_decode;
 
+use crate::auth::BasicAuth;
 use crate::config::{CgiMount, Config, FastcgiMount};
 use crate::error::Error;
 
@@ -149,11 +151,7 @@ pub fn resolve_fastcgi<'c>(
     config: &'c Config,
     raw_path: &str,
 ) -> Option<Result<FastcgiMatch<'c>, Error>> {
-    let mount = config
-        .fastcgi
-        .iter()
-        .filter(|m| is_under(&m.mount, raw_path))
-        .max_by_key(|m| m.mount.len())?;
+    let mount = find_fastcgi_mount(config, raw_path)?;
     Some(split_fastcgi(mount, &raw_path[mount.mount.len()..]))
 }
 
@@ -196,6 +194,25 @@ fn split_fastcgi<'c>(mount: &'c FastcgiMount, rest: &str) -> Result<FastcgiMatch
         path_info,
         script_filename,
     })
+}
+
+/// The Basic authentication of the mount that claims a raw URL path, FastCGI mounts first
+/// as in `resolve_fastcgi`. Asked before the path is resolved, so that a client without
+/// credentials learns nothing of what the mount holds (401, never 404 or 403).
+pub fn auth_for<'c>(config: &'c Config, raw_path: &str) -> Option<&'c Arc<BasicAuth>> {
+    match find_fastcgi_mount(config, raw_path) {
+        Some(mount) => mount.auth.as_ref(),
+        None => find_mount(config, raw_path).and_then(|(mount, _)| mount.auth.as_ref()),
+    }
+}
+
+/// The longest FastCGI mount whose path is a whole-segment prefix of `raw_path`.
+fn find_fastcgi_mount<'c>(config: &'c Config, raw_path: &str) -> Option<&'c FastcgiMount> {
+    config
+        .fastcgi
+        .iter()
+        .filter(|m| is_under(&m.mount, raw_path))
+        .max_by_key(|m| m.mount.len())
 }
 
 /// The longest mount whose path is a whole-segment prefix of `raw_path`, and the rest.

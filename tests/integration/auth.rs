@@ -52,6 +52,9 @@ fn serve(fx: &Fixture) -> Portico {
 fn without_the_right_credentials_no_script_runs_and_the_answer_is_401() {
     let fx = Fixture::new();
     let portico = serve(&fx);
+    // Not even whether a script exists is told.
+    assert_eq!(portico.get("/private/missing").status, 401);
+    assert_eq!(portico.get("/private/../x").status, 401);
     for authorization in [
         None,
         Some(basic("ann", "wrong")),
