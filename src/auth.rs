@@ -32,6 +32,10 @@ pub struct BasicAuth {
 /// User name -> password hash.
 type Users = HashMap<String, String>;
 
+/// A bcrypt hash at `htpasswd -B`'s default cost, of a random password that was thrown
+/// away; whatever its check says, an unknown user is refused.
+const UNKNOWN_USER_HASH: &str = "$2y$05$0C7VI/E1QRikl7qhDrR5BOKVxnmL.BGfGN1npdUpYlm1ybthqKCxC";
+
 impl BasicAuth {
     /// Reads `user_file` once now, so that a missing or unreadable one stops the start.
     pub fn new(realm: &str, user_file: &Path) -> io::Result<BasicAuth> {
@@ -54,15 +58,21 @@ impl BasicAuth {
     pub async fn check(&self, headers: &HeaderMap) -> Result<String, Error> {
         let unauthorized = || Error::Unauthorized(self.realm.clone());
         let (user, password) = credentials(headers).ok_or_else(unauthorized)?;
-        let Some(hash) = self.users().get(&user).cloned() else {
-            tracing::info!(realm = %self.realm, %user, "unknown user");
-            return Err(unauthorized());
-        };
+        let hash = self.users().get(&user).cloned();
+        let known = hash.is_some();
+        // An unknown user's password is checked too, against a hash of the same kind as
+        // most files hold, so that the time to answer does not tell which users exist.
+        let hash = hash.unwrap_or_else(|| UNKNOWN_USER_HASH.to_owned());
         let right = tokio::task::spawn_blocking(move || verify(&password, &hash))
             .await
             .unwrap_or(false);
-        if !right {
-            tracing::info!(realm = %self.realm, %user, "wrong password");
+        if !(known && right) {
+            let why = if known {
+                "wrong password"
+            } else {
+                "unknown user"
+            };
+            tracing::info!(realm = %self.realm, %user, "{why}");
             return Err(unauthorized());
         }
         Ok(user)
