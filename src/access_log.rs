@@ -18,12 +18,14 @@ use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, Request, header};
 
-/// Which of the two standard line formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which of the two standard line formats (`format = "common"` or `"combined"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
     /// `host ident user [time] "request" status bytes`.
     Common,
     /// Common plus `"referer" "user-agent"`.
+    #[default]
     Combined,
 }
 

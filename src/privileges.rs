@@ -16,7 +16,7 @@ pub struct RunAs {
     pub gid: u32,
 }
 
-/// Why a `user` or `group` setting cannot be used.
+/// Why a `user` or `group` setting cannot be used; only `NoSuchGroup` is about `group`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum RunAsError {
     NoSuchUser(String),
@@ -41,12 +41,12 @@ impl std::fmt::Display for RunAsError {
 
 impl RunAs {
     /// Looks up `user` (a name or a numeric uid) and `group` (default: the user's own).
-    pub fn resolve(user: &str, group: Option<&str>) -> Result<RunAs, GroupOrUser> {
-        let entry = lookup_user(user)
-            .ok_or_else(|| GroupOrUser::User(RunAsError::NoSuchUser(user.to_owned())))?;
+    pub fn resolve(user: &str, group: Option<&str>) -> Result<RunAs, RunAsError> {
+        let entry = lookup_user(user).ok_or_else(|| RunAsError::NoSuchUser(user.to_owned()))?;
         let gid = match group {
-            Some(name) => lookup_group(name)
-                .ok_or_else(|| GroupOrUser::Group(RunAsError::NoSuchGroup(name.to_owned())))?,
+            Some(name) => {
+                lookup_group(name).ok_or_else(|| RunAsError::NoSuchGroup(name.to_owned()))?
+            }
             None => entry.gid,
         };
         let run_as = RunAs {
@@ -55,7 +55,7 @@ impl RunAs {
             gid: gid.as_raw(),
         };
         if !geteuid().is_root() && !run_as.is_current() {
-            return Err(GroupOrUser::User(RunAsError::NotRoot(user.to_owned())));
+            return Err(RunAsError::NotRoot(user.to_owned()));
         }
         Ok(run_as)
     }
@@ -81,13 +81,6 @@ impl RunAs {
         }
         Ok(())
     }
-}
-
-/// Which setting a `RunAsError` is about.
-#[derive(Debug, PartialEq, Eq)]
-pub enum GroupOrUser {
-    User(RunAsError),
-    Group(RunAsError),
 }
 
 fn lookup_user(name: &str) -> Option<User> {
@@ -129,15 +122,11 @@ mod tests {
         let me = User::from_uid(geteuid()).unwrap().unwrap();
         assert_eq!(
             RunAs::resolve("no-such-user-here", None),
-            Err(GroupOrUser::User(RunAsError::NoSuchUser(
-                "no-such-user-here".into()
-            )))
+            Err(RunAsError::NoSuchUser("no-such-user-here".into()))
         );
         assert_eq!(
             RunAs::resolve(&me.name, Some("no-such-group-here")),
-            Err(GroupOrUser::Group(RunAsError::NoSuchGroup(
-                "no-such-group-here".into()
-            )))
+            Err(RunAsError::NoSuchGroup("no-such-group-here".into()))
         );
     }
 }

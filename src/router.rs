@@ -82,7 +82,7 @@ pub fn resolve<'c>(config: &'c Config, raw_path: &str) -> Result<Match<'c>, Erro
         }
         let file_name = String::from_utf8_lossy(&segment);
         let interpreter = mount.interpreter_for(&file_name);
-        if interpreter.is_none() && meta.permissions().mode() & 0o111 == 0 {
+        if !is_runnable(&meta, interpreter) {
             return Err(Error::Forbidden("not executable"));
         }
         let is_nph = segment.starts_with(b"nph-");
@@ -111,7 +111,7 @@ fn resolve_script<'c>(
     let meta = std::fs::metadata(script).map_err(io_to_error)?;
     let name = script.file_name().unwrap_or_default();
     let interpreter = mount.interpreter_for(&name.to_string_lossy());
-    if !meta.is_file() || (interpreter.is_none() && meta.permissions().mode() & 0o111 == 0) {
+    if !meta.is_file() || !is_runnable(&meta, interpreter) {
         return Err(Error::Forbidden("not executable"));
     }
     Ok(Match {
@@ -194,6 +194,11 @@ fn split_fastcgi<'c>(mount: &'c FastcgiMount, rest: &str) -> Result<FastcgiMatch
         path_info,
         script_filename,
     })
+}
+
+/// A regular file runs when it is executable or has an interpreter by its extension.
+fn is_runnable(meta: &std::fs::Metadata, interpreter: Option<&[OsString]>) -> bool {
+    interpreter.is_some() || meta.permissions().mode() & 0o111 != 0
 }
 
 /// The Basic authentication of the mount that claims a raw URL path, FastCGI mounts first

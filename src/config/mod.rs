@@ -20,7 +20,7 @@ use toml::Spanned;
 use crate::access_log;
 use crate::auth::BasicAuth;
 use crate::cli::ServeArgs;
-use crate::privileges::{GroupOrUser, RunAs};
+use crate::privileges::{RunAs, RunAsError};
 
 mod fastcgi;
 mod wsgi;
@@ -199,7 +199,7 @@ struct RawConfig {
 struct RawAccessLog {
     path: Spanned<String>,
     #[serde(default)]
-    format: RawLogFormat,
+    format: access_log::Format,
 }
 
 /// A mount's `auth = { realm = ..., user_file = ... }`.
@@ -208,14 +208,6 @@ struct RawAccessLog {
 pub(super) struct RawAuth {
     realm: Spanned<String>,
     user_file: Spanned<String>,
-}
-
-#[derive(Debug, Default, Clone, Copy, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum RawLogFormat {
-    Common,
-    #[default]
-    Combined,
 }
 
 #[derive(Debug, Deserialize)]
@@ -600,7 +592,7 @@ impl Validator<'_> {
     ) -> Result<Option<AccessLogFile>, ConfigError> {
         let (path, format, span) = match (&args.access_log, raw) {
             (Some(path), raw) => {
-                let format = raw.map_or(RawLogFormat::Combined, |r| r.format);
+                let format = raw.map(|r| r.format).unwrap_or_default();
                 (path.clone(), format, None)
             }
             (None, Some(raw)) => (
@@ -622,10 +614,6 @@ impl Validator<'_> {
                 None => Self::flag_error("access-log", message),
             });
         }
-        let format = match format {
-            RawLogFormat::Common => access_log::Format::Common,
-            RawLogFormat::Combined => access_log::Format::Combined,
-        };
         Ok(Some(AccessLogFile { path, format }))
     }
 
@@ -653,15 +641,17 @@ impl Validator<'_> {
         let (group, group_span) = group.map_or((None, None), |(g, span)| (Some(g), span));
         RunAs::resolve(&user, group.as_deref())
             .map(Some)
-            .map_err(|error| match error {
-                GroupOrUser::User(e) if args.user.is_some() => {
-                    Self::flag_error("user", e.to_string())
+            .map_err(|error| {
+                let (flag, span) = match error {
+                    RunAsError::NoSuchGroup(_) => {
+                        (args.group.is_some().then_some("group"), group_span)
+                    }
+                    _ => (args.user.is_some().then_some("user"), user_span),
+                };
+                match flag {
+                    Some(flag) => Self::flag_error(flag, error.to_string()),
+                    None => self.at(span, &error.to_string()),
                 }
-                GroupOrUser::User(e) => self.at(user_span, &e.to_string()),
-                GroupOrUser::Group(e) if args.group.is_some() => {
-                    Self::flag_error("group", e.to_string())
-                }
-                GroupOrUser::Group(e) => self.at(group_span, &e.to_string()),
             })
     }
 
