@@ -83,6 +83,8 @@ pub enum Error {
     ClientGone,
     #[error("the FastCGI upstream failed")]
     Upstream(#[source] std::io::Error),
+    #[error("the FastCGI upstream closed the connection before FCGI_END_REQUEST")]
+    UpstreamClosed,
     #[error("the FastCGI upstream broke the protocol")]
     Protocol(#[source] crate::fastcgi::record::RecordError),
     #[error("the application is stopped: {0}")]
@@ -109,6 +111,7 @@ impl Error {
             | Error::NoHead
             | Error::RedirectLoop(_)
             | Error::Upstream(_)
+            | Error::UpstreamClosed
             | Error::Protocol(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,6 +137,7 @@ impl Error {
             | Error::RedirectLoop(_)
             | Error::Spawn(_)
             | Error::Upstream(_)
+            | Error::UpstreamClosed
             | Error::Protocol(_)
             | Error::AppStopped(_) => Side::Script,
             Error::Overloaded | Error::Spool(_) | Error::ShuttingDown => Side::Gateway,

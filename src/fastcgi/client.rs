@@ -17,16 +17,15 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
 use http::{Method, StatusCode};
-use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{Conn, Records, Writer};
 use super::pool::{Endpoint, Lease, Link, Pool};
-use super::record::{self, Kind, Role};
+use super::record::{self, Kind};
+use super::send::{Replay, Sending, write_request};
 use crate::access_log;
 use crate::body::RequestBody;
 use crate::cgi::response::{self, Kind as HeadKind};
@@ -36,10 +35,6 @@ use crate::error::{Deadline, Error};
 
 /// Portico's request id: one request at a time per connection.
 const REQUEST_ID: u16 = 1;
-
-/// A body up to this size is written before the response is read: it fits in the socket's
-/// buffer, so an app that answers while it reads cannot block on it.
-const INLINE_BODY_BYTES: usize = 16 * 1024;
 
 /// How long an aborted request may take to end before its connection is closed instead.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
@@ -106,36 +101,16 @@ impl FastCgi {
             return Err(Error::ShuttingDown);
         }
         let (tx, rx) = reply_channel();
-        let (half, writer) = match conn {
-            Link::Direct(conn) => (
-                HalfConn {
-                    records: Records::Direct(conn.records),
-                    id: REQUEST_ID,
-                    generation: conn.generation,
-                    requests: conn.requests + 1,
-                },
-                conn.writer,
-            ),
-            Link::Shared(ticket, queue, writer) => (
-                HalfConn {
-                    id: ticket.id,
-                    records: Records::Shared(queue, ticket),
-                    generation: 0,
-                    requests: 0,
-                },
-                writer,
-            ),
-        };
-        let id = half.id;
-        // A body that is already here is written by the exchange itself; one still arriving
-        // from the client is written by a task of its own, while the response is read.
-        let sending = match job.body {
-            body @ RequestBody::None => Sending::Inline(writer, id, job.params, body),
-            RequestBody::Memory(bytes) if bytes.len() <= INLINE_BODY_BYTES => {
-                Sending::Inline(writer, id, job.params, RequestBody::Memory(bytes))
+        // A kept connection may turn out closed by the app just as this request goes out:
+        // then it is sent once more on a fresh one, if that cannot do harm.
+        let replay = match &conn {
+            Link::Direct(conn) if conn.requests > 0 => {
+                Replay::of(&job.params, &job.body, &job.method)
             }
-            body => Sending::Task(tokio::spawn(write_request(writer, id, job.params, body))),
+            _ => None,
         };
+        let (half, writer) = split(conn);
+        let sending = Sending::start(writer, half.id, job.params, job.body);
         let mut exchange = Exchange {
             mount: job.mount,
             endpoint: lease.endpoint.clone(),
@@ -149,10 +124,15 @@ impl FastCgi {
             started: job.started,
             access: job.access,
             kill_all: self.owners.kill_all.clone(),
+            stopping: pool.stopping(),
             lease: Some(lease),
             conn: Some(half),
             sending: Some(sending),
+            replay,
+            heard: false,
+            write_failed: false,
             head_tx: Some(tx.head),
+            ready: None,
             body_tx: Some(tx.body),
             complete: tx.complete,
             head_buf: BytesMut::new(),
@@ -211,41 +191,39 @@ fn new_pool(mount: &FastcgiMount) -> Pool {
     pool
 }
 
-/// The write half of a connection while a request is being sent.
-enum Sending {
-    /// Not written yet: the whole request is at hand.
-    Inline(Writer, u16, Bytes, RequestBody),
-    Sent(Writer),
-    Task(JoinHandle<io::Result<Writer>>),
-    Failed,
+/// A connection cut in two: the read half for the exchange, the write half for sending.
+fn split(link: Link) -> (HalfConn, Writer) {
+    match link {
+        Link::Direct(conn) => (
+            HalfConn {
+                records: Records::Direct(conn.records),
+                id: REQUEST_ID,
+                generation: conn.generation,
+                requests: conn.requests + 1,
+            },
+            conn.writer,
+        ),
+        Link::Shared(ticket, queue, writer) => (
+            HalfConn {
+                id: ticket.id,
+                records: Records::Shared(queue, ticket),
+                generation: 0,
+                requests: 0,
+            },
+            writer,
+        ),
+    }
 }
 
-impl Sending {
-    /// The write half, once the whole request is written.
-    async fn finish(self) -> Option<Writer> {
-        match self {
-            Sending::Sent(writer) => Some(writer),
-            Sending::Task(mut task) => {
-                // The app has ended the request, so the writer is done or about to be,
-                // unless the app ended it without reading all of FCGI_STDIN.
-                match tokio::time::timeout(Duration::from_millis(100), &mut task).await {
-                    Ok(Ok(Ok(writer))) => Some(writer),
-                    Ok(_) => None,
-                    Err(_) => {
-                        task.abort();
-                        None
-                    }
-                }
-            }
-            Sending::Inline(..) | Sending::Failed => None,
-        }
-    }
-
-    fn abort(self) {
-        if let Sending::Task(task) = self {
-            task.abort();
-        }
-    }
+/// The peer has closed its end (a reset, or a write to a closed socket).
+fn is_closed(kind: io::ErrorKind) -> bool {
+    matches!(
+        kind,
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// A connection while its write half is with the writer task.
@@ -255,76 +233,6 @@ struct HalfConn {
     id: u16,
     generation: u64,
     requests: u64,
-}
-
-/// BEGIN_REQUEST (with FCGI_KEEP_CONN), PARAMS, then STDIN as the body arrives (§6.2).
-/// Gives the write half back when the request is fully sent.
-async fn write_request(
-    mut writer: Writer,
-    id: u16,
-    params: Bytes,
-    body: RequestBody,
-) -> io::Result<Writer> {
-    let mut out = BytesMut::with_capacity(4096);
-    record::encode_record(
-        &mut out,
-        Kind::BeginRequest,
-        id,
-        &record::begin_request(Role::Responder, true),
-    );
-    record::encode_stream(&mut out, Kind::Params, id, &params);
-    record::encode_stream(&mut out, Kind::Params, id, &[]);
-    match body {
-        RequestBody::None => {}
-        RequestBody::Memory(bytes) if !bytes.is_empty() => {
-            record::encode_stream(&mut out, Kind::Stdin, id, &bytes);
-        }
-        RequestBody::Memory(_) => {}
-        RequestBody::Stream { mut body, .. } => {
-            writer.write_all(&out).await?;
-            out.clear();
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(io::Error::other)?;
-                if let Ok(data) = frame.into_data() {
-                    write_stdin(&mut writer, &mut out, id, &data).await?;
-                }
-            }
-            out.clear();
-        }
-        RequestBody::File { file, .. } => {
-            writer.write_all(&out).await?;
-            out.clear();
-            let mut file = tokio::fs::File::from_std(file);
-            let mut chunk = vec![0u8; 64 * 1024];
-            loop {
-                let n = file.read(&mut chunk).await?;
-                if n == 0 {
-                    break;
-                }
-                write_stdin(&mut writer, &mut out, id, &chunk[..n]).await?;
-            }
-            out.clear();
-        }
-    }
-    // The whole request of a bodiless GET goes out in one write.
-    record::encode_stream(&mut out, Kind::Stdin, id, &[]);
-    writer.write_all(&out).await?;
-    writer.flush().await?;
-    Ok(writer)
-}
-
-async fn write_stdin(
-    writer: &mut Writer,
-    out: &mut BytesMut,
-    id: u16,
-    data: &[u8],
-) -> io::Result<()> {
-    if data.is_empty() {
-        return Ok(()); // an empty STDIN record would end the stream
-    }
-    out.clear();
-    record::encode_stream(out, Kind::Stdin, id, data);
-    writer.write_all(out).await
 }
 
 /// The read side of one request: records until END_REQUEST.
@@ -345,18 +253,29 @@ struct Exchange {
     started: Instant,
     access: Option<access_log::Pending>,
     kill_all: CancellationToken,
+    /// Cancelled when the application is stopped (a launched app that keeps dying).
+    stopping: CancellationToken,
     /// Taken by `finish`; still here on drop means the request was cut short.
     lease: Option<Lease>,
     conn: Option<HalfConn>,
     sending: Option<Sending>,
+    /// The request, while it may be sent again on a fresh connection.
+    replay: Option<Replay>,
+    /// A record has come back on this connection: the app took the request.
+    heard: bool,
+    /// Writing the request failed: the app cannot have read all of it.
+    write_failed: bool,
     head_tx: Option<oneshot::Sender<Reply>>,
+    /// A head read in the request's own future, held back until the response is known not
+    /// to fail at once: the client then gets a 502 rather than a head and nothing.
+    ready: Option<Reply>,
     /// Dropped once the response has ended, so the client's body ends too.
     body_tx: Option<mpsc::Sender<io::Result<Bytes>>>,
     complete: Arc<AtomicBool>,
     head_buf: BytesMut,
     status: Option<StatusCode>,
     sent: u64,
-    /// A head that could not be parsed, answered once the exchange ends.
+    /// Why the request failed before its head, answered once the exchange ends.
     failed: Option<Error>,
     /// A body chunk read while the body channel was full, sent first by the task.
     unsent: Option<io::Result<Bytes>>,
@@ -373,6 +292,8 @@ enum End {
     Deadline(Deadline),
     ClientGone,
     Shutdown,
+    /// The application was stopped before it took the request.
+    Stopped,
     Broken(record::RecordError),
 }
 
@@ -387,45 +308,109 @@ impl Exchange {
     /// Sends the request if it is all at hand, then reads records until the request ends or,
     /// with `detach`, until the head is out and nothing more is ready.
     async fn pump(&mut self, detach: bool) -> Pumped {
-        if let Some(Sending::Inline(..)) = self.sending {
-            let Some(Sending::Inline(writer, id, params, body)) = self.sending.take() else {
-                unreachable!("matched just above")
-            };
-            let writing =
-                tokio::time::timeout(self.read_timeout, write_request(writer, id, params, body));
-            self.sending = Some(match writing.await {
-                Ok(Ok(writer)) => Sending::Sent(writer),
-                // The read below sees why (the app closed the connection).
-                Ok(Err(_)) => Sending::Failed,
-                Err(_) => return Pumped::Ended(End::Deadline(Deadline::Head)),
-            });
+        let end = self.read(detach).await;
+        // A head held back goes out now unless the request failed in this very call.
+        if matches!(end, Pumped::Waiting) && !self.release_head() {
+            return Pumped::Ended(End::ClientGone);
         }
+        end
+    }
+
+    /// Sends a head held back by the first call; false if the client has gone.
+    fn release_head(&mut self) -> bool {
+        match (self.ready.take(), self.head_tx.take()) {
+            (Some(reply), Some(tx)) => tx.send(reply).is_ok(),
+            (None, tx) => {
+                self.head_tx = tx;
+                true
+            }
+            (Some(_), None) => false,
+        }
+    }
+
+    /// The kept connection was closed before the app answered anything: the request goes
+    /// once more on a fresh connection, if the app cannot have acted on it (the write
+    /// failed) or acting twice does no harm (an idempotent method, RFC 9110 §9.2.2). A
+    /// request that may have been processed is not sent again; it gets its 502.
+    async fn resend(&mut self) -> bool {
+        let Some(replay) = self.replay.take() else {
+            return false;
+        };
+        if !(self.write_failed || replay.is_idempotent) {
+            return false;
+        }
+        let Some(lease) = self.lease.as_mut() else {
+            return false;
+        };
+        if let Some(sending) = self.sending.take() {
+            sending.abort();
+        }
+        self.conn = None;
+        tracing::debug!(
+            mount = %self.mount, upstream = %self.endpoint.address, path = %self.path,
+            "kept connection closed by the application; sending on a new one",
+        );
+        match lease.reconnect().await {
+            Ok(conn) => {
+                let (half, writer) = split(Link::Direct(conn));
+                self.sending = Some(Sending::start(writer, half.id, replay.params, replay.body));
+                self.conn = Some(half);
+                self.write_failed = false;
+                true
+            }
+            Err(error) => {
+                self.failed = Some(error);
+                false
+            }
+        }
+    }
+
+    async fn read(&mut self, detach: bool) -> Pumped {
+        // A chunk left over from the first call: its head went out when that call returned.
         if let (Some(chunk), Some(body_tx)) = (self.unsent.take(), self.body_tx.as_ref()) {
             tokio::select! {
                 r = body_tx.send(chunk) => if r.is_err() { return Pumped::Ended(End::ClientGone) },
                 _ = self.kill_all.cancelled() => return Pumped::Ended(End::Shutdown),
             }
         }
-        let Some(conn) = self.conn.as_mut() else {
-            return Pumped::Ended(End::Closed);
-        };
         loop {
-            let record = if detach && self.head_tx.is_none() {
+            if let Some(Sending::Inline(..)) = self.sending {
+                let Some(Sending::Inline(writer, id, params, body)) = self.sending.take() else {
+                    unreachable!("matched just above")
+                };
+                let writing = tokio::time::timeout(
+                    self.read_timeout,
+                    write_request(writer, id, params, body),
+                );
+                self.sending = Some(match writing.await {
+                    Ok(Ok(writer)) => Sending::Sent(writer),
+                    // The read below sees why (the app closed the connection).
+                    Ok(Err(_)) => {
+                        self.write_failed = true;
+                        Sending::Failed
+                    }
+                    Err(_) => return Pumped::Ended(End::Deadline(Deadline::Head)),
+                });
+            }
+            let Some(conn) = self.conn.as_mut() else {
+                return Pumped::Ended(End::Closed);
+            };
+            let head_known = self.head_tx.is_none() || self.ready.is_some();
+            let record = if detach && head_known {
                 match conn.records.next().now_or_never() {
                     Some(record) => record,
                     None => return Pumped::Waiting,
                 }
             } else {
-                let (mut deadline, mut which) = if self.head_tx.is_some() {
-                    (
+                let (mut deadline, mut which) = match head_known {
+                    false => (
                         tokio::time::Instant::now() + self.read_timeout,
                         Deadline::Head,
-                    )
-                } else {
-                    (
+                    ),
+                    true => (
                         tokio::time::Instant::now() + self.read_timeout,
                         Deadline::Idle,
-                    )
+                    ),
                 };
                 if let Some(total) = self.total.filter(|t| *t < deadline) {
                     (deadline, which) = (total, Deadline::Total);
@@ -437,17 +422,55 @@ impl Exchange {
                         (None, None) => std::future::pending().await,
                     }
                 };
+                // A request the app has not taken yet waits for nothing once the app is
+                // stopped: its connection sits in a listen queue nobody accepts from.
+                let stopped = async {
+                    match self.heard {
+                        false => self.stopping.cancelled().await,
+                        true => std::future::pending().await,
+                    }
+                };
+                // The body's writer failing ends the request now: the app would wait for
+                // the rest of FCGI_STDIN, and this side for its answer.
+                let writer = async {
+                    match self.sending.as_mut() {
+                        Some(Sending::Task(task)) => task.await,
+                        _ => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     record = conn.records.next() => record,
+                    written = writer => {
+                        self.sending = Some(match written {
+                            Ok(Ok(writer)) => Sending::Sent(writer),
+                            Ok(Err(e)) if is_closed(e.kind()) => {
+                                self.write_failed = true;
+                                Sending::Failed
+                            }
+                            // The client's body broke off: it has gone away.
+                            _ => return Pumped::Ended(End::ClientGone),
+                        });
+                        continue;
+                    }
                     _ = sleep_until(deadline) => return Pumped::Ended(End::Deadline(which)),
                     _ = client_gone => return Pumped::Ended(End::ClientGone),
+                    _ = stopped => return Pumped::Ended(End::Stopped),
                     _ = self.kill_all.cancelled() => return Pumped::Ended(End::Shutdown),
                 }
             };
             let record = match record {
+                Some(Ok(r)) => r,
+                None if self.resend().await => continue,
+                Some(Err(record::RecordError::Io(e))) if is_closed(e.0) && self.resend().await => {
+                    continue;
+                }
                 None => return Pumped::Ended(End::Closed),
                 Some(Err(e)) => return Pumped::Ended(End::Broken(e)),
-                Some(Ok(r)) => r,
+            };
+            self.heard = true;
+            self.replay = None;
+            let Some(conn) = self.conn.as_mut() else {
+                return Pumped::Ended(End::Closed);
             };
             if let Some(lease) = self.lease.as_mut() {
                 lease.answered();
@@ -456,7 +479,7 @@ impl Exchange {
                 continue; // §3.3: a management record or not ours
             }
             match Kind::from_u8(record.kind) {
-                Some(Kind::Stdout) if self.head_tx.is_some() => {
+                Some(Kind::Stdout) if self.head_tx.is_some() && self.ready.is_none() => {
                     self.head_buf.extend_from_slice(&record.content);
                     if let Some(end) = response::find_head_end(&self.head_buf) {
                         let raw = self.head_buf.split_to(end);
@@ -480,7 +503,10 @@ impl Exchange {
                                     first,
                                     is_head_request: self.is_head_request,
                                 };
-                                if tx.send(reply).is_err() {
+                                if detach {
+                                    self.head_tx = Some(tx);
+                                    self.ready = Some(reply);
+                                } else if tx.send(reply).is_err() {
                                     return Pumped::Ended(End::ClientGone);
                                 }
                             }
@@ -542,10 +568,17 @@ impl Exchange {
     /// Answers the client if the head never went out, writes the log line and gives the
     /// connection back (kept if the request ended cleanly).
     async fn finish(mut self, end: End) {
-        if let End::Complete { .. } = end
-            && self.head_tx.is_none()
-        {
+        let is_complete = matches!(end, End::Complete { .. });
+        if is_complete && (self.head_tx.is_none() || self.ready.is_some()) {
             self.complete.store(true, Ordering::Release);
+        }
+        // A head held back goes out only with a whole response; otherwise no byte has
+        // reached the client and it gets the error below instead.
+        if is_complete {
+            self.release_head();
+        } else if self.ready.take().is_some() {
+            self.status = None;
+            self.sent = 0;
         }
         let Some(lease) = self.lease.take() else {
             return;
@@ -557,9 +590,14 @@ impl Exchange {
             (Some(tx), failed) => {
                 let error = failed.unwrap_or_else(|| match &end {
                     End::Deadline(d) => Error::Timeout(*d),
+                    End::Broken(record::RecordError::Io(e)) => Error::Upstream(e.0.into()),
                     End::Broken(e) => Error::Protocol(e.clone()),
                     End::ClientGone => Error::ClientGone,
                     End::Shutdown => Error::ShuttingDown,
+                    End::Stopped => Error::AppStopped(
+                        lease.pool_stopped().unwrap_or_else(|| "stopped".to_owned()),
+                    ),
+                    End::Closed if self.heard => Error::UpstreamClosed,
                     End::Complete { .. } | End::Closed | End::Redirected => Error::NoHead,
                 });
                 self.log(Err(&error), 0, &end);
@@ -596,6 +634,7 @@ impl Exchange {
             End::Deadline(d) => (None, Some(format!("{d} deadline"))),
             End::ClientGone => (None, Some("client gone".to_owned())),
             End::Shutdown => (None, Some("shutdown".to_owned())),
+            End::Stopped => (None, Some("application stopped".to_owned())),
             End::Broken(e) => (None, Some(e.to_string())),
         };
         // A local redirect's line is written by the request it turned into.
@@ -640,10 +679,15 @@ impl Drop for Exchange {
             started: self.started,
             access: self.access.take(),
             kill_all: self.kill_all.clone(),
+            stopping: self.stopping.clone(),
             lease: self.lease.take(),
             conn: self.conn.take(),
             sending: self.sending.take(),
+            replay: None,
+            heard: self.heard,
+            write_failed: self.write_failed,
             head_tx: self.head_tx.take(),
+            ready: self.ready.take(),
             body_tx: self.body_tx.take(),
             complete: self.complete.clone(),
             head_buf: BytesMut::new(),

@@ -70,7 +70,7 @@ impl Conn {
 async fn open_stream(address: &Upstream) -> io::Result<(Reader, Writer)> {
     Ok(match address {
         Upstream::Unix(path) => {
-            let (r, w) = tokio::net::UnixStream::connect(path).await?.into_split();
+            let (r, w) = connect_unix(path).await?.into_split();
             (Box::new(r), Box::new(w))
         }
         Upstream::Tcp(addr) => {
@@ -80,6 +80,25 @@ async fn open_stream(address: &Upstream) -> io::Result<(Reader, Writer)> {
             (Box::new(r), Box::new(w))
         }
     })
+}
+
+/// Connects to a unix socket, waiting while its listen queue is full.
+///
+/// A non-blocking connect(2) to a unix socket whose backlog is full fails with EAGAIN
+/// (unix(7)) where TCP would wait for the SYN to be retried: under a burst that would turn
+/// requests the application is about to accept into 502s. They wait instead, within the
+/// caller's connect timeout, as a blocking connect would.
+async fn connect_unix(path: &std::path::Path) -> io::Result<tokio::net::UnixStream> {
+    let mut pause = Duration::from_micros(500);
+    loop {
+        match tokio::net::UnixStream::connect(path).await {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// What an application said about itself in FCGI_GET_VALUES_RESULT (§4.1).

@@ -17,6 +17,7 @@
 //! - [`pool`]: a mount's endpoints (upstreams or launched workers), balancing, capacity,
 //!   health and the queue of waiting requests;
 //! - [`mux`]: one connection shared by several requests, when the app allows it;
+//! - [`send`]: the write side of one request, and what is kept to send it again;
 //! - [`client`]: one request over a pooled connection, full duplex, with abort.
 
 pub mod client;
@@ -25,3 +26,4 @@ pub mod mux;
 pub mod params;
 pub mod pool;
 pub mod record;
+pub mod send;

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use super::conn::{Conn, Values, Writer};
 use super::mux::{MuxConn, Ticket};
@@ -130,6 +131,8 @@ pub struct Pool {
     waiters: Mutex<VecDeque<oneshot::Sender<()>>>,
     /// Why the application is stopped, when it is: requests get a 503 at once.
     stopped: Mutex<Option<String>>,
+    /// Cancelled on stop: requests sent but not taken by the app get their 503 too.
+    stopping: CancellationToken,
     /// Wakes the supervisor when requests wait (it may start a worker).
     pub demand: Notify,
     /// Whether the supervisor may start another worker on demand: when it may not (a
@@ -153,6 +156,7 @@ impl Pool {
             fail_timeout,
             waiters: Mutex::new(VecDeque::new()),
             stopped: Mutex::new(None),
+            stopping: CancellationToken::new(),
             demand: Notify::new(),
             may_grow: AtomicBool::new(false),
         }
@@ -178,6 +182,7 @@ impl Pool {
     /// Stops the application: queued and later requests get a 503 with this reason.
     pub fn stop(&self, reason: String) {
         *lock(&self.stopped) = Some(reason);
+        self.stopping.cancel();
         for waiter in lock(&self.waiters).drain(..) {
             let _ = waiter.send(());
         }
@@ -185,6 +190,11 @@ impl Pool {
 
     pub fn stopped(&self) -> Option<String> {
         lock(&self.stopped).clone()
+    }
+
+    /// Cancelled when the application is stopped.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stopping.clone()
     }
 
     /// Requests waiting for an endpoint now (not those that have left).
@@ -382,6 +392,17 @@ impl Lease {
         self.open().await.map(Link::Direct)
     }
 
+    /// A new connection for a request whose kept one turned out closed.
+    pub async fn reconnect(&mut self) -> Result<Conn, Error> {
+        self.conn = None;
+        self.open_new().await
+    }
+
+    /// Why the application is stopped, if it is.
+    pub fn pool_stopped(&self) -> Option<String> {
+        self.pool.stopped()
+    }
+
     async fn open(&mut self) -> Result<Conn, Error> {
         while let Some(mut conn) = self.conn.take() {
             if conn.is_usable() {
@@ -389,6 +410,10 @@ impl Lease {
             }
             self.conn = self.endpoint.state().idle.pop();
         }
+        self.open_new().await
+    }
+
+    async fn open_new(&mut self) -> Result<Conn, Error> {
         match Conn::open(
             &self.endpoint.address,
             self.pool.connect_timeout,
