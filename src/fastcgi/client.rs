@@ -215,14 +215,14 @@ fn split(link: Link) -> (HalfConn, Writer) {
     }
 }
 
-/// The peer has closed its end (a reset, or a write to a closed socket).
+/// The peer closed its end before reading what was sent (a reset, or a write to a socket
+/// already closed).
 fn is_closed(kind: io::ErrorKind) -> bool {
     matches!(
         kind,
         io::ErrorKind::ConnectionReset
             | io::ErrorKind::BrokenPipe
             | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::UnexpectedEof
     )
 }
 
@@ -328,10 +328,11 @@ impl Exchange {
         }
     }
 
-    /// The kept connection was closed before the app answered anything: the request goes
-    /// once more on a fresh connection, if the app cannot have acted on it (the write
-    /// failed) or acting twice does no harm (an idempotent method, RFC 9110 §9.2.2). A
-    /// request that may have been processed is not sent again; it gets its 502.
+    /// The kept connection ended before any record came back: the request goes once more
+    /// on a fresh connection, if the app cannot have acted on it (the write failed) or
+    /// acting twice does no harm (an idempotent method, RFC 9110 §9.2.2), as Go's
+    /// `net/http` transport does. A request that may have been processed is not sent
+    /// again; it gets its 502.
     async fn resend(&mut self) -> bool {
         let Some(replay) = self.replay.take() else {
             return false;
@@ -460,6 +461,9 @@ impl Exchange {
             };
             let record = match record {
                 Some(Ok(r)) => r,
+                // The end of a kept connection before any record: the app closed it as
+                // this request went out, or read the request and crashed; which one cannot
+                // be told, so only a request that can do no harm twice is sent again.
                 None if self.resend().await => continue,
                 Some(Err(record::RecordError::Io(e))) if is_closed(e.0) && self.resend().await => {
                     continue;

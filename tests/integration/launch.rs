@@ -118,7 +118,8 @@ fn a_crashed_worker_is_restarted_and_the_others_keep_serving() {
     let fx = Fixture::new();
     let portico = serve(&fx, "workers = 1", "");
     let (before, _, _) = conn(&portico);
-    let response = portico.get("/app/crash");
+    // A POST is never sent twice, so one request is one crash.
+    let response = portico.send(&Request::post("/app/crash", "x"));
     assert_eq!(response.status, 502);
     portico.wait_for_log_line(&["worker exited: exit status 3"], Duration::from_secs(5));
     let (after, _, _) = conn(&portico);
