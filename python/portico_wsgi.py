@@ -25,6 +25,18 @@ HEADER = struct.Struct(">BBHHBx")
 MAX_CONTENT = 0xFFFF
 
 
+class Disconnected(Exception):
+    """Portico's side of the connection closed or broke: the request cannot go on.
+
+    Its own type, so that an app's own ConnectionError (a database that refused it) is
+    the app's exception like any other, a 500 with its traceback in the log.
+    """
+
+
+class ResponseCut(Exception):
+    """The app failed after its head was sent; the connection must close unfinished."""
+
+
 class Connection:
     """Records in and out of one FastCGI connection (spec 3.3)."""
 
@@ -33,11 +45,14 @@ class Connection:
         self.reader = sock.makefile("rb")
 
     def read(self):
-        header = self.reader.read(HEADER.size)
-        if len(header) < HEADER.size:
-            return None
-        _version, rtype, request_id, length, padding = HEADER.unpack(header)
-        body = self.reader.read(length + padding)
+        try:
+            header = self.reader.read(HEADER.size)
+            if len(header) < HEADER.size:
+                return None
+            _version, rtype, request_id, length, padding = HEADER.unpack(header)
+            body = self.reader.read(length + padding)
+        except OSError as e:
+            raise Disconnected(e) from e
         if len(body) < length + padding:
             return None
         return rtype, request_id, body[:length]
@@ -47,7 +62,10 @@ class Connection:
         for start in range(0, max(len(data), 1), MAX_CONTENT):
             chunk = data[start : start + MAX_CONTENT]
             out += HEADER.pack(1, rtype, request_id, len(chunk), 0) + chunk
-        self.sock.sendall(out)
+        try:
+            self.sock.sendall(out)
+        except OSError as e:
+            raise Disconnected(e) from e
 
     def close(self):
         self.reader.close()
@@ -135,7 +153,7 @@ class Request:
         while not self.stdin_ended:
             record = self.conn.read()
             if record is None:
-                raise ConnectionError("server closed the connection")
+                raise Disconnected("server closed the connection")
             rtype, request_id, content = record
             if request_id == 0:
                 management(self.conn, rtype, content)
@@ -168,12 +186,29 @@ class Request:
         return environ
 
     def run(self, app):
-        environ = self.environ()
+        """One request, from the app's call to END_REQUEST."""
+        app_status = self.respond(app, self.environ())
+        # The app may not have read all of its input; the rest is read and dropped.
+        while self.next_stdin():
+            pass
+        self.conn.write(STDOUT, self.id)
+        self.conn.write(STDERR, self.id)
+        self.conn.write(END_REQUEST, self.id, struct.pack(">IB3x", app_status, REQUEST_COMPLETE))
+
+    def respond(self, app, environ):
+        """Calls the app and sends its response: 0, or 1 when it failed before its head.
+
+        The iterable is closed and dropped before this returns, so whatever its close() or
+        its finalizer does happens before the response ends.
+        """
         state = {"status": None, "headers": None, "sent": False}
 
         def start_response(status, headers, exc_info=None):
             if exc_info:
                 try:
+                    # PEP 3333 (the start_response() callable): once the head is out the
+                    # error cannot change it, so it goes back to the app; before that,
+                    # the new status and headers replace the old ones.
                     if state["sent"]:
                         raise exc_info[1].with_traceback(exc_info[2])
                 finally:
@@ -194,33 +229,35 @@ class Request:
             if data:
                 self.conn.write(STDOUT, self.id, data)
 
-        status = 0
         try:
             result = app(environ, start_response)
             try:
+                # PEP 3333 (buffering and streaming): each block goes out before the
+                # next is asked for, and the head only with the first non-empty one.
                 for data in result:
                     if data:
                         write(data)
                 if not state["sent"]:
                     write(b"")
             finally:
+                # PEP 3333: close() is called once, on success, error or disconnect.
                 if hasattr(result, "close"):
                     result.close()
-        except ConnectionError:
+        except Disconnected:
             raise
         except Exception:
-            status = 1
             Errors(self).write(traceback.format_exc())
-            if not state["sent"]:
-                # The traceback is in the log; the client gets a plain 500.
-                self.conn.write(STDOUT, self.id, b"Status: 500 Internal Server Error\r\n"
-                                b"Content-Type: text/plain\r\n\r\nInternal Server Error\n")
-        # The app may not have read all of its input; the rest is read and dropped.
-        while self.next_stdin():
-            pass
-        self.conn.write(STDOUT, self.id)
-        self.conn.write(STDERR, self.id)
-        self.conn.write(END_REQUEST, self.id, struct.pack(">IB3x", status, REQUEST_COMPLETE))
+            if state["sent"]:
+                # Part of the body is out: FastCGI has no way to say that a response
+                # failed (END_REQUEST's appStatus is an exit status), so the connection
+                # is closed without it, and Portico cuts the client's response short
+                # rather than end it as if it were whole.
+                raise ResponseCut() from None
+            # The traceback is in the log; the client gets a plain 500.
+            self.conn.write(STDOUT, self.id, b"Status: 500 Internal Server Error\r\n"
+                            b"Content-Type: text/plain\r\n\r\nInternal Server Error\n")
+            return 1
+        return 0
 
 
 def management(conn, rtype, content):
@@ -285,7 +322,7 @@ def main():
         conn = Connection(sock)
         try:
             serve(conn, app)
-        except (ConnectionError, OSError):
+        except (Disconnected, ResponseCut, OSError):
             pass
         finally:
             conn.close()

@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// URL path where --cgi-dir is mounted.
     #[arg(long, value_name = "PATH", requires = "cgi_dir")]
     pub mount: Option<String>,
+    /// Directory given as DOCUMENT_ROOT; PATH_TRANSLATED is it joined with PATH_INFO.
+    /// Default in quick mode: the current directory.
+    #[arg(long, value_name = "DIR")]
+    pub document_root: Option<PathBuf>,
     /// Address to listen on; repeat for several.
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<SocketAddr>,

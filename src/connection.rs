@@ -5,13 +5,24 @@
 //! for an NPH response on HTTP/1.x the socket is taken over (`Takeover`): from then on
 //! hyper's writes are swallowed, the script's bytes go to the socket as written, and the
 //! connection closes when they end (the script's framing is not trusted for keep-alive).
+//!
+//! It also owns how the socket is closed once hyper is done with it (`Closer`). Closing a
+//! socket with request bytes still unread makes the kernel answer with a reset, which
+//! throws away whatever of the response the client has not received yet (RFC 9112 §9.6).
+//! hyper stops reading when a handler answers without reading the whole body (a CGI
+//! script that never reads stdin) and closes the connection, so the close is made in
+//! stages, as Apache (`ap_lingering_close`) and nginx (`lingering_close`) do: shut the
+//! write side down, read and discard what the client still sends until it closes its
+//! side, for a bounded time and number of bytes (`Lingering`), then close.
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -19,6 +30,8 @@ use http_body_util::BodyStream;
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use crate::body::ResponseBody;
 
@@ -31,13 +44,42 @@ pub struct Connection {
 }
 
 struct Shared {
-    write: OwnedWriteHalf,
+    /// Dropped in `Drop for Shared`, where tokio's shutdown-on-drop is skipped when the
+    /// write side is already shut down.
+    write: ManuallyDrop<OwnedWriteHalf>,
     taken_over: AtomicBool,
+    /// A read returned end-of-file: the client closed its side, so no request byte can be
+    /// left unread and closing cannot provoke a reset.
+    peer_closed: AtomicBool,
+    /// shutdown(SHUT_WR) was called: the FIN is queued after the last response byte.
+    write_shut: AtomicBool,
+    /// The task writing an NPH script's response; the close waits for it.
+    raw_writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Shared {
     fn stream(&self) -> &TcpStream {
-        self.write.as_ref()
+        (*self.write).as_ref()
+    }
+
+    fn shutdown_write(&self) {
+        if !self.write_shut.swap(true, Ordering::Relaxed) {
+            // SAFETY: shutdown on a socket fd we hold; errors (already closed) are irrelevant.
+            unsafe {
+                libc::shutdown(self.stream().as_raw_fd(), libc::SHUT_WR);
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // SAFETY: `write` is taken once, here, and `self` is not used after this.
+        let write = unsafe { ManuallyDrop::take(&mut self.write) };
+        if self.write_shut.load(Ordering::Relaxed) {
+            // Saves the second shutdown(2), which would fail with ENOTCONN anyway.
+            write.forget();
+        }
     }
 }
 
@@ -47,19 +89,49 @@ pub struct Takeover {
     shared: Arc<Shared>,
 }
 
+/// The socket once hyper is done with it, to be closed without resetting the response.
+pub struct Closer {
+    shared: Arc<Shared>,
+}
+
+/// The bounds of a lingering close (`[limits] lingering_*` in the config).
+#[derive(Clone, Copy, Debug)]
+pub struct Lingering {
+    /// From the start of the lingering close to the end, whatever the client sends.
+    pub time: Duration,
+    /// The longest wait for the client's next bytes (or its end-of-file).
+    pub timeout: Duration,
+    /// Bytes read and discarded before giving up on the client closing first.
+    pub max_bytes: u64,
+}
+
+/// Which bound ended a lingering close before the client closed its side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutOff {
+    Time,
+    Timeout,
+    Bytes,
+}
+
 impl Connection {
-    pub fn new(stream: TcpStream) -> (Connection, Takeover) {
+    pub fn new(stream: TcpStream) -> (Connection, Takeover, Closer) {
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
-            write,
+            write: ManuallyDrop::new(write),
             taken_over: AtomicBool::new(false),
+            peer_closed: AtomicBool::new(false),
+            write_shut: AtomicBool::new(false),
+            raw_writer: Mutex::new(None),
         });
         (
             Connection {
                 read,
                 shared: shared.clone(),
             },
-            Takeover { shared },
+            Takeover {
+                shared: shared.clone(),
+            },
+            Closer { shared },
         )
     }
 }
@@ -69,8 +141,9 @@ impl Takeover {
     /// they are, in the background; the socket is shut down for writing at the end.
     pub fn send_raw(self, head: Bytes, body: ResponseBody) {
         self.shared.taken_over.store(true, Ordering::SeqCst);
-        tokio::spawn(async move {
-            let stream = self.shared.stream();
+        let shared = self.shared.clone();
+        let writer = tokio::spawn(async move {
+            let stream = shared.stream();
             if write_all(stream, &head).await.is_ok() {
                 let mut frames = BodyStream::new(body);
                 while let Some(Ok(frame)) = frames.next().await {
@@ -81,8 +154,80 @@ impl Takeover {
                     }
                 }
             }
-            shutdown_write(stream);
+            shared.shutdown_write();
         });
+        *self
+            .shared
+            .raw_writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(writer);
+    }
+}
+
+impl Closer {
+    /// Closes the socket once the last response is out: at once when the client has closed
+    /// its side already (a keep-alive connection ending normally), else after a lingering
+    /// close. Returns the bound that ended the lingering, if one did.
+    ///
+    /// RFC 9112 §9.6: a server that closes while the client is still sending makes its
+    /// TCP stack send a reset, "which might erase the client's unacknowledged input
+    /// buffers"; so it half-closes first and reads until the client closes too. Apache
+    /// (`ap_lingering_close`: 2 s per read, 30 s in all) and nginx (`lingering_timeout`
+    /// 5 s, `lingering_time` 30 s) bound that wait; so does `lingering`.
+    pub async fn close(self, lingering: Lingering) -> Option<CutOff> {
+        // An NPH script's bytes are still being written by their own task.
+        if self.shared.taken_over.load(Ordering::SeqCst) {
+            let writer = self
+                .shared
+                .raw_writer
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if let Some(writer) = writer {
+                let _ = writer.await;
+            }
+        }
+        if self.shared.peer_closed.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.shared.shutdown_write();
+        lingering.drain(self.shared.stream()).await
+    }
+}
+
+impl Lingering {
+    /// Reads and discards until end-of-file, an error, or a bound.
+    async fn drain(self, stream: &TcpStream) -> Option<CutOff> {
+        let deadline = Instant::now() + self.time;
+        let mut discard = Vec::new();
+        let mut drained = 0u64;
+        loop {
+            if drained >= self.max_bytes {
+                return Some(CutOff::Bytes);
+            }
+            let idle = Instant::now() + self.timeout;
+            match tokio::time::timeout_at(idle.min(deadline), stream.readable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return None,
+                Err(_) if idle < deadline => return Some(CutOff::Timeout),
+                Err(_) => return Some(CutOff::Time),
+            }
+            if discard.is_empty() {
+                // Only lingering connections pay for the buffer.
+                discard = vec![0; 64 * 1024];
+            }
+            match stream.try_read(&mut discard) {
+                Ok(0) => return None,
+                Ok(n) => drained += n as u64,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) => {}
+                // A reset from the client: nothing more to protect.
+                Err(_) => return None,
+            }
+        }
     }
 }
 
@@ -98,13 +243,6 @@ async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-fn shutdown_write(stream: &TcpStream) {
-    // SAFETY: shutdown on a socket fd we hold; errors (already closed) are irrelevant.
-    unsafe {
-        libc::shutdown(stream.as_raw_fd(), libc::SHUT_WR);
-    }
-}
-
 impl hyper::rt::Read for Connection {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -118,6 +256,9 @@ impl hyper::rt::Read for Connection {
             ready!(Pin::new(&mut self.read).poll_read(cx, &mut read_buf))?;
             read_buf.filled().len()
         };
+        if filled == 0 && buf.remaining() > 0 {
+            self.shared.peer_closed.store(true, Ordering::Relaxed);
+        }
         // SAFETY: `filled` bytes were just written.
         unsafe { buf.advance(filled) };
         Poll::Ready(Ok(()))
@@ -174,7 +315,7 @@ impl hyper::rt::Write for Connection {
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         // After a takeover the raw writer shuts the socket down once the script is done.
         if !self.shared.taken_over.load(Ordering::SeqCst) {
-            shutdown_write(self.shared.stream());
+            self.shared.shutdown_write();
         }
         Poll::Ready(Ok(()))
     }

@@ -11,7 +11,7 @@
 //!   `config::wsgi` the `[[wsgi]]` mounts (launched FastCGI workers running
 //!   `python/portico_wsgi.py`, the WSGI adapter built into the binary).
 //! - [`server`]: accepting connections, hyper, graceful shutdown; [`connection`]: the socket,
-//!   which an NPH script may take over.
+//!   which an NPH script may take over, and its lingering close (RFC 9112 §9.6).
 //! - [`gateway`]: the service: route, run, errors to responses, access log;
 //!   [`access_log`]: the Common/Combined Log Format file.
 //! - [`router`]: URL path -> script, SCRIPT_NAME and PATH_INFO; all path safety lives here.

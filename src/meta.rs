@@ -36,7 +36,8 @@ pub struct RequestInfo<'a> {
     pub local: SocketAddr,
     /// Length of the body the script will read on stdin; `None` when there is none.
     pub content_length: Option<u64>,
-    /// The user the mount's Basic authentication let in.
+    /// The user the mount's Basic authentication let in: the only source of AUTH_TYPE and
+    /// REMOTE_USER.
     pub remote_user: Option<&'a str>,
 }
 
@@ -48,13 +49,14 @@ pub fn build(
     let mut vars: MetaVars = Vec::with_capacity(32 + req.headers.keys_len());
     let mut set = |name: &str, value: OsString| vars.push((name.to_owned(), value));
 
-    // RFC 3875 §4.1.1, §4.1.11: a user the mount authenticated; else AUTH_TYPE only echoes
-    // the scheme the client sent, and REMOTE_USER stays unset.
+    // RFC 3875 §4.1.1, §4.1.11: AUTH_TYPE and REMOTE_USER say how the server authenticated
+    // the user, so they come only from the mount's own check. An Authorization header the
+    // server did not check proves nothing: echoing its scheme would let any client pose as
+    // authenticated to a script that trusts AUTH_TYPE. A mount that passes the header on
+    // (HTTP_AUTHORIZATION) leaves the checking to the app, which reads the header itself.
     if let Some(user) = req.remote_user {
         set("AUTH_TYPE", "Basic".into());
         set("REMOTE_USER", user.into());
-    } else if let Some(scheme) = auth_scheme(req.headers) {
-        set("AUTH_TYPE", scheme.into());
     }
     // §4.1.2, §4.1.3: only when there is a body.
     if let Some(length) = req.content_length {
@@ -66,11 +68,10 @@ pub fn build(
     set("GATEWAY_INTERFACE", "CGI/1.1".into());
     if !route.path_info.is_empty() {
         set("PATH_INFO", route.path_info.to_owned());
-        // §4.1.6: the path info mapped onto the document tree.
+        // §4.1.6: SHOULD be set when there is path info (and not without it). Quick mode
+        // always has a document root; a config without `document_root` has no tree to map to.
         if let Some(root) = &config.document_root {
-            let mut translated = root.as_os_str().as_bytes().to_vec();
-            translated.extend_from_slice(route.path_info.as_bytes());
-            set("PATH_TRANSLATED", OsString::from_vec(translated));
+            set("PATH_TRANSLATED", path_translated(root, route.path_info));
         }
     }
     // §4.1.7: raw, and the empty string when absent.
@@ -166,13 +167,17 @@ fn header_value(bytes: &[u8]) -> Result<OsString, Error> {
     Ok(OsString::from_vec(bytes.to_vec()))
 }
 
-fn auth_scheme(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let scheme = value.split_whitespace().next()?;
-    scheme
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        .then(|| scheme.to_owned())
+/// RFC 3875 §4.1.6: PATH_INFO mapped onto the document tree the way Apache does it, the
+/// document root joined with it byte for byte, "irrespective of whether it maps to a valid
+/// repository location". PATH_INFO starts with `/` (the router makes it so).
+fn path_translated(root: &Path, path_info: &OsStr) -> OsString {
+    let root = root.as_os_str().as_bytes();
+    // A root of `/` would otherwise give `//a`.
+    let root = root.strip_suffix(b"/").unwrap_or(root);
+    let mut translated = Vec::with_capacity(root.len() + path_info.len());
+    translated.extend_from_slice(root);
+    translated.extend_from_slice(path_info.as_bytes());
+    OsString::from_vec(translated)
 }
 
 /// RFC 3875 §4.1.14: the configured name, else the host the client asked for, else our address.
@@ -257,9 +262,22 @@ mod tests {
         headers: &[(&str, &str)],
         body: Option<u64>,
     ) -> Result<MetaVars, Error> {
+        vars_for(config, uri, "/a b", headers, body, None)
+    }
+
+    /// The meta-variables of a POST to `/cgi-bin/env` with `path_info`, run for `remote_user`
+    /// when the mount's authentication let one in.
+    fn vars_for(
+        config: &Config,
+        uri: &str,
+        path_info: &str,
+        headers: &[(&str, &str)],
+        body: Option<u64>,
+        remote_user: Option<&str>,
+    ) -> Result<MetaVars, Error> {
         let route = Target {
             script_name: OsStr::new("/cgi-bin/env"),
-            path_info: OsStr::new("/a b"),
+            path_info: OsStr::new(path_info),
             script_filename: Path::new("/srv/cgi/env"),
             pass_authorization: config.cgi[0].pass_authorization,
         };
@@ -279,7 +297,7 @@ mod tests {
             remote: "127.0.0.2:5555".parse().unwrap(),
             local: "127.0.0.1:8080".parse().unwrap(),
             content_length: body,
-            remote_user: None,
+            remote_user,
         };
         build(config, &route, &req)
     }
@@ -371,13 +389,83 @@ mod tests {
         assert_eq!(get(&v, "REDIRECT_STATUS"), Some("200"));
         assert_eq!(get(&v, "HTTP_REDIRECT_STATUS"), Some("999"));
         assert_eq!(get(&v, "HTTP_AUTHORIZATION"), None);
-        assert_eq!(get(&v, "AUTH_TYPE"), Some("Basic"));
         assert_eq!(v.iter().filter(|(n, _)| n == "HTTP_X_FOO").count(), 1);
 
         let mut c = config();
         c.cgi[0].pass_authorization = true;
         let v = vars(&c, "/", &headers, None).unwrap();
         assert_eq!(get(&v, "HTTP_AUTHORIZATION"), Some("Basic dTpw"));
+    }
+
+    /// RFC 3875 §4.1.1, §4.1.11: AUTH_TYPE and REMOTE_USER only when the mount itself
+    /// authenticated the request, whatever Authorization the client sends; the header as
+    /// HTTP_AUTHORIZATION only where the mount passes it on.
+    #[test]
+    fn auth_variables_come_only_from_the_mount_s_own_authentication() {
+        let basic = Some("Basic dTpw");
+        // (Authorization sent, user the mount let in, pass_authorization)
+        //     -> (AUTH_TYPE, REMOTE_USER, HTTP_AUTHORIZATION)
+        let cases = [
+            ((None, None, false), (None, None, None)),
+            ((None, None, true), (None, None, None)),
+            ((basic, None, false), (None, None, None)),
+            ((basic, None, true), (None, None, basic)),
+            ((Some("Bearer abc"), None, false), (None, None, None)),
+            (
+                (Some("Bearer abc"), None, true),
+                (None, None, Some("Bearer abc")),
+            ),
+            (
+                (Some("Digest username=\"u\""), None, false),
+                (None, None, None),
+            ),
+            ((Some("Negotiate YII="), None, false), (None, None, None)),
+            ((basic, Some("u"), false), (Some("Basic"), Some("u"), None)),
+            ((basic, Some("u"), true), (Some("Basic"), Some("u"), basic)),
+        ];
+        for ((authorization, user, pass), want) in cases {
+            let mut c = config();
+            c.cgi[0].pass_authorization = pass;
+            let headers: Vec<_> = authorization
+                .map(|value| ("authorization", value))
+                .into_iter()
+                .collect();
+            let v = vars_for(&c, "/", "/a b", &headers, None, user).unwrap();
+            let got = (
+                get(&v, "AUTH_TYPE"),
+                get(&v, "REMOTE_USER"),
+                get(&v, "HTTP_AUTHORIZATION"),
+            );
+            assert_eq!(got, want, "{authorization:?}, user {user:?}, pass {pass}");
+        }
+    }
+
+    /// RFC 3875 §4.1.6: PATH_TRANSLATED is the document root joined with PATH_INFO when
+    /// there is path info, and unset without it; DOCUMENT_ROOT is there either way.
+    #[test]
+    fn path_translated_is_the_document_root_joined_with_path_info() {
+        // (document_root, PATH_INFO) -> PATH_TRANSLATED
+        let cases = [
+            (Some("/srv/www"), "/a b", Some("/srv/www/a b")),
+            (Some("/srv/www"), "/", Some("/srv/www/")),
+            (
+                Some("/srv/www"),
+                "/no/such/file.html",
+                Some("/srv/www/no/such/file.html"),
+            ),
+            (Some("/"), "/a", Some("/a")),
+            (Some("/srv/www"), "", None),
+            (None, "/a", None),
+        ];
+        for (root, path_info, want) in cases {
+            let mut c = config();
+            c.document_root = root.map(PathBuf::from);
+            let v = vars_for(&c, "/", path_info, &[], None, None).unwrap();
+            assert_eq!(get(&v, "PATH_TRANSLATED"), want, "{root:?} + {path_info:?}");
+            assert_eq!(get(&v, "DOCUMENT_ROOT"), root, "{root:?}");
+            let info = (!path_info.is_empty()).then_some(path_info);
+            assert_eq!(get(&v, "PATH_INFO"), info, "{path_info:?}");
+        }
     }
 
     #[test]

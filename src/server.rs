@@ -1,6 +1,7 @@
 //! Accepting connections and serving them with hyper: HTTP/1.1 with keep-alive (and h2c),
-//! bounds on header size and header read time, and graceful shutdown. Takes listeners that
-//! are already bound, so tests and `main` choose the addresses.
+//! bounds on header size and header read time, graceful shutdown, and closing each
+//! connection without resetting its last response (`connection::Closer`). Takes listeners
+//! that are already bound, so tests and `main` choose the addresses.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::connection::Connection;
+use crate::connection::{Connection, Lingering};
 use crate::gateway::{Gateway, Peer};
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
@@ -48,6 +49,11 @@ pub async fn run(
     let connections = TaskTracker::new();
     // At the limit, accepting pauses and new clients wait in the listen backlog.
     let open = Arc::new(Semaphore::new(config.limits.max_connections));
+    let lingering = Lingering {
+        time: config.limits.lingering_time,
+        timeout: config.limits.lingering_timeout,
+        max_bytes: config.limits.max_lingering_bytes,
+    };
 
     let mut acceptors = JoinSet::new();
     for listener in listeners {
@@ -81,7 +87,7 @@ pub async fn run(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let (io, takeover) = Connection::new(stream);
+                let (io, takeover, closer) = Connection::new(stream);
                 let peer = Peer {
                     remote,
                     local,
@@ -96,6 +102,7 @@ pub async fn run(
                 let builder = builder.clone();
                 let stop = stop.clone();
                 connections.spawn(async move {
+                    // Held through the lingering close too, which its bounds keep short.
                     let _slot = slot;
                     let connection = builder.serve_connection_with_upgrades(io, service);
                     tokio::pin!(connection);
@@ -106,8 +113,18 @@ pub async fn run(
                             connection.await
                         }
                     };
+                    let head_timed_out = result.as_ref().is_err_and(|error| {
+                        error
+                            .downcast_ref::<hyper::Error>()
+                            .is_some_and(hyper::Error::is_timeout)
+                    });
                     if let Err(error) = result {
                         tracing::debug!(%remote, error, "connection ended with an error");
+                    }
+                    // A request head that timed out got no response, so a reset destroys
+                    // nothing, and lingering would let a slow sender hold its slot longer.
+                    if !head_timed_out && let Some(cut_off) = closer.close(lingering).await {
+                        tracing::debug!(%remote, ?cut_off, "lingering close cut off");
                     }
                 });
             }

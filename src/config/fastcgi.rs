@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -71,7 +71,8 @@ pub enum Balance {
 /// fd 0 (FCGI_LISTENSOCK_FILENO, FastCGI spec §2.2).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Launch {
-    /// Program (absolute, or found on PATH once) and its arguments.
+    /// Program (an absolute path as written, symlinks kept, or found on PATH once) and its
+    /// arguments.
     pub command: Vec<OsString>,
     /// Workers kept running; more are started on demand up to `max_workers`.
     pub min_workers: usize,
@@ -249,14 +250,9 @@ impl Validator<'_> {
             return Err(self.spanned_error(raw.command.span(), "empty command"));
         };
         let path = PathBuf::from(&*program);
-        let resolved = if path.components().count() > 1 {
-            Some(self.base_dir().join(&path))
-        } else {
-            find_on_path(&path)
-        };
-        match resolved.and_then(|p| p.canonicalize().ok()) {
-            Some(found) if is_executable(&found) => *program = found.into_os_string(),
-            _ => {
+        match program_path(&path, &self.base_dir()) {
+            Some(found) => *program = found.into_os_string(),
+            None => {
                 return Err(self.spanned_error(
                     raw.command.span(),
                     format!("`{}` is not an executable file", path.display()),
@@ -308,7 +304,79 @@ impl Validator<'_> {
     }
 }
 
-fn is_executable(path: &std::path::Path) -> bool {
+/// Where a launch command's program is: relative to the config file's directory when
+/// written with a slash, else found on PATH; made absolute (the workers run in the
+/// program's directory) but never symlink-resolved. A virtual environment's `bin/python`
+/// is a symlink to the base interpreter, and Python finds its environment from the path
+/// it was started as (`pyvenv.cfg` next to that path's directory, PEP 405): resolved,
+/// it would start outside the environment.
+fn program_path(program: &Path, base_dir: &Path) -> Option<PathBuf> {
+    let found = if program.components().count() > 1 {
+        base_dir.join(program)
+    } else {
+        find_on_path(program)?
+    };
+    let absolute = std::path::absolute(found).ok()?;
+    is_executable(&absolute).then_some(absolute)
+}
+
+fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    use super::*;
+
+    /// `real/python3` (executable), `venv/bin/python` a symlink to it as `python -m venv`
+    /// makes one, `notes.txt` (not executable) and `bin/` (a directory).
+    fn tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, mode) in [("real/python3", 0o755), ("notes.txt", 0o644)] {
+            let path = root.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        std::fs::create_dir_all(root.join("venv/bin")).unwrap();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        symlink(root.join("real/python3"), root.join("venv/bin/python")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_program_path_is_kept_as_written_never_symlink_resolved() {
+        let dir = tree();
+        let base = dir.path();
+        let venv_python = base.join("venv/bin/python");
+        let cases: [(&str, Option<PathBuf>); 7] = [
+            ("venv/bin/python", Some(venv_python.clone())),
+            ("./venv/bin/python", Some(base.join("./venv/bin/python"))),
+            (venv_python.to_str().unwrap(), Some(venv_python.clone())),
+            ("real/python3", Some(base.join("real/python3"))),
+            ("notes.txt", None),
+            ("./bin", None),
+            ("venv/bin/missing", None),
+        ];
+        for (written, want) in cases {
+            assert_eq!(program_path(Path::new(written), base), want, "{written}");
+        }
+    }
+
+    #[test]
+    fn a_bare_program_name_is_found_on_path_and_made_absolute() {
+        let dir = tree();
+        // Debian's /bin/sh is a symlink to dash: the name found on PATH stays `sh`.
+        let sh = program_path(Path::new("sh"), dir.path()).expect("sh on PATH");
+        assert!(sh.is_absolute(), "{}", sh.display());
+        assert_eq!(sh.file_name().unwrap(), "sh");
+        assert_eq!(
+            program_path(Path::new("no-such-program-here"), dir.path()),
+            None
+        );
+    }
 }

@@ -84,6 +84,11 @@ pub struct Limits {
     pub queue_timeout: Duration,
     pub max_local_redirects: u32,
     pub shutdown_timeout: Duration,
+    /// How long a connection closed by Portico may go on reading what the client still
+    /// sends (RFC 9112 §9.6), in all and between two reads, and how many bytes of it.
+    pub lingering_time: Duration,
+    pub lingering_timeout: Duration,
+    pub max_lingering_bytes: u64,
     /// RLIMIT_CPU of every script, in seconds of CPU time; `None`: Portico's own.
     pub script_cpu_seconds: Option<u64>,
     /// RLIMIT_AS of every script, in bytes; `None`: Portico's own.
@@ -110,6 +115,10 @@ impl Default for Limits {
             queue_timeout: Duration::from_secs(5),
             max_local_redirects: 10,
             shutdown_timeout: Duration::from_secs(10),
+            // Apache's and nginx's 30 s in all; nginx's 5 s between reads.
+            lingering_time: Duration::from_secs(30),
+            lingering_timeout: Duration::from_secs(2),
+            max_lingering_bytes: 10 << 20,
             script_cpu_seconds: None,
             script_memory_bytes: None,
         }
@@ -243,6 +252,9 @@ struct RawLimits {
     queue_timeout_seconds: Option<Spanned<f64>>,
     max_local_redirects: Option<Spanned<u32>>,
     shutdown_timeout_seconds: Option<Spanned<f64>>,
+    lingering_time_seconds: Option<Spanned<f64>>,
+    lingering_timeout_seconds: Option<Spanned<f64>>,
+    max_lingering_bytes: Option<Spanned<u64>>,
     script_cpu_seconds: Option<Spanned<u64>>,
     script_memory_mb: Option<Spanned<u64>>,
 }
@@ -450,10 +462,7 @@ impl Validator<'_> {
 
         let run_as = self.run_as(&raw, args)?;
         let access_log = self.access_log(raw.access_log.as_ref(), args)?;
-        let document_root = match &raw.document_root {
-            Some(dir) => Some(self.directory(dir)?),
-            None => None,
-        };
+        let document_root = self.document_root(raw.document_root.as_ref(), args)?;
 
         let limits = self.limits(&raw.limits, args)?;
         let script_env = self.script_env(&raw.env);
@@ -617,6 +626,31 @@ impl Validator<'_> {
         Ok(Some(AccessLogFile { path, format }))
     }
 
+    /// `--document-root` (relative to the current directory), else `document_root`
+    /// (relative to the file). In quick mode, with no file, the current directory, as
+    /// `python -m http.server --cgi` has it, so that scripts get DOCUMENT_ROOT and
+    /// PATH_TRANSLATED (RFC 3875 §4.1.6) there too.
+    fn document_root(
+        &self,
+        raw: Option<&Spanned<String>>,
+        args: &ServeArgs,
+    ) -> Result<Option<PathBuf>, ConfigError> {
+        let dir = match (&args.document_root, raw) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) => return self.directory(dir).map(Some),
+            (None, None) if self.source.is_none() => PathBuf::from("."),
+            (None, None) => return Ok(None),
+        };
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| Self::flag_error("document-root", format!("{}: {e}", dir.display())))?;
+        if !canonical.is_dir() {
+            let message = format!("{} is not a directory", dir.display());
+            return Err(Self::flag_error("document-root", message));
+        }
+        Ok(Some(canonical))
+    }
+
     /// `user` and `group`, from the flags or else the file, looked up now.
     fn run_as(&self, raw: &RawConfig, args: &ServeArgs) -> Result<Option<RunAs>, ConfigError> {
         let from_file = |key: &Option<Spanned<String>>| {
@@ -722,6 +756,13 @@ impl Validator<'_> {
                 &raw.shutdown_timeout_seconds,
                 d.shutdown_timeout,
             )?,
+            lingering_time: self.seconds(None, &raw.lingering_time_seconds, d.lingering_time)?,
+            lingering_timeout: self.seconds(
+                None,
+                &raw.lingering_timeout_seconds,
+                d.lingering_timeout,
+            )?,
+            max_lingering_bytes: pick(None, &raw.max_lingering_bytes, d.max_lingering_bytes).0,
             script_cpu_seconds: self.script_rlimit(&raw.script_cpu_seconds, 1, libc::RLIMIT_CPU)?,
             script_memory_bytes: self.script_rlimit(
                 &raw.script_memory_mb,
@@ -1072,6 +1113,45 @@ mod tests {
     }
 
     #[test]
+    fn lingering_bounds_are_read_in_their_units() {
+        let cgi = "[[cgi]]\nmount='/c'\ndir='bin'\n";
+        let limits = parse(cgi).unwrap().limits;
+        assert_eq!(
+            (
+                limits.lingering_time,
+                limits.lingering_timeout,
+                limits.max_lingering_bytes
+            ),
+            (Duration::from_secs(30), Duration::from_secs(2), 10 << 20)
+        );
+        let limits = parse(&format!(
+            "[limits]\nlingering_time_seconds = 2.5\nlingering_timeout_seconds = 0.5\nmax_lingering_bytes = 4096\n{cgi}"
+        ))
+        .unwrap()
+        .limits;
+        assert_eq!(
+            (
+                limits.lingering_time,
+                limits.lingering_timeout,
+                limits.max_lingering_bytes
+            ),
+            (
+                Duration::from_millis(2500),
+                Duration::from_millis(500),
+                4096
+            )
+        );
+        for key in ["lingering_time_seconds", "lingering_timeout_seconds"] {
+            let err = parse(&format!("{cgi}[limits]\n{key} = 0\n")).unwrap_err();
+            let key = format!("limits.{key}");
+            assert_eq!(
+                (err.line, err.key.as_deref()),
+                (Some(5), Some(key.as_str()))
+            );
+        }
+    }
+
+    #[test]
     fn flags_beat_the_file() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("bin")).unwrap();
@@ -1091,6 +1171,64 @@ mod tests {
         assert_eq!(config.limits.max_concurrent_scripts, 3);
         assert_eq!(config.limits.script_head_timeout, Duration::from_secs(2));
         assert_eq!(config.limits.script_idle_timeout, Duration::from_secs(2));
+    }
+
+    /// One name per setting: `--document-root` beats `document_root`; quick mode (no file)
+    /// defaults to the current directory, a file without the key has none.
+    #[test]
+    fn document_root_from_the_flag_the_file_or_the_current_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        for sub in ["bin", "htdocs", "flagged"] {
+            std::fs::create_dir(root.join(sub)).unwrap();
+        }
+        std::fs::write(root.join("file"), "").unwrap();
+        let mount = "[[cgi]]\nmount='/c'\ndir='bin'\n";
+        let with_key = root.join("with.toml");
+        std::fs::write(&with_key, format!("document_root = 'htdocs'\n{mount}")).unwrap();
+        let without_key = root.join("without.toml");
+        std::fs::write(&without_key, mount).unwrap();
+        let cwd = std::env::current_dir().unwrap().canonicalize().unwrap();
+
+        // (--config, --cgi-dir, --document-root) -> the document root
+        let cases = [
+            (Some(&with_key), None, None, Some(root.join("htdocs"))),
+            (
+                Some(&with_key),
+                None,
+                Some(root.join("flagged")),
+                Some(root.join("flagged")),
+            ),
+            (Some(&without_key), None, None, None),
+            (Some(&without_key), Some(root.join("bin")), None, None),
+            (None, Some(root.join("bin")), None, Some(cwd)),
+            (
+                None,
+                Some(root.join("bin")),
+                Some(root.join("flagged/../htdocs")),
+                Some(root.join("htdocs")),
+            ),
+        ];
+        for (config, cgi_dir, document_root, want) in cases {
+            let args = ServeArgs {
+                config: config.cloned(),
+                cgi_dir,
+                document_root,
+                ..ServeArgs::default()
+            };
+            assert_eq!(load(&args).unwrap().document_root, want, "{args:?}");
+        }
+
+        for bad in [root.join("missing"), root.join("file")] {
+            let args = ServeArgs {
+                cgi_dir: Some(root.join("bin")),
+                document_root: Some(bad.clone()),
+                ..ServeArgs::default()
+            };
+            let err = load(&args).unwrap_err();
+            assert_eq!(err.key.as_deref(), Some("--document-root"), "{bad:?}");
+            assert!(err.message.contains(&*bad.to_string_lossy()), "{err}");
+        }
     }
 
     #[test]

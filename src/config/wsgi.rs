@@ -98,3 +98,28 @@ impl Validator<'_> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_venv_python_is_launched_by_its_own_path() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("venv/bin")).unwrap();
+        // What `python3 -m venv` makes: bin/python, a symlink to the base interpreter.
+        symlink("/bin/sh", dir.path().join("venv/bin/python")).unwrap();
+        let config = dir.path().join("portico.toml");
+        std::fs::write(
+            &config,
+            "[[wsgi]]\nmount = \"/w\"\napp = \"app:application\"\npython = \"venv/bin/python\"\n",
+        )
+        .unwrap();
+        let config = super::super::load_file(&config).unwrap();
+        let mount = &config.fastcgi[0];
+        let launch = mount.launch.as_ref().unwrap();
+        let python = dir.path().join("venv/bin/python");
+        assert_eq!(launch.command[0], python.as_os_str());
+        assert_eq!(mount.script.as_deref(), Some(python.as_path()));
+    }
+}

@@ -287,7 +287,10 @@ impl State {
         slot.last_exit = Some(how.clone());
         slot.restarts += 1;
         let failed_start = served == 0 && lived < START_WINDOW;
-        if lived > BACKOFF.1 {
+        // A worker that came up and served is a crash, not a failing start: it is replaced
+        // at once, as supervisord does past `startsecs`, so that a few crashes spread over
+        // minutes never leave the mount without workers for seconds.
+        if !failed_start {
             slot.crashes_in_a_row = 0;
         }
         let backoff = BACKOFF.0 * 2u32.saturating_pow(slot.crashes_in_a_row.min(10));

@@ -1,5 +1,6 @@
 //! A mount's HTTP Basic authentication (RFC 7617) against an htpasswd file: no script runs
-//! without the right credentials, and one that runs sees REMOTE_USER and AUTH_TYPE.
+//! without the right credentials, and one that runs sees REMOTE_USER and AUTH_TYPE; no
+//! other request does, whatever Authorization header it carries.
 
 use std::time::Duration;
 
@@ -8,9 +9,11 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::harness::{Fixture, Portico};
 use crate::http::Request;
+use crate::scripts::{ENV, parse_env};
 
 const SECOND: Duration = Duration::from_secs(1);
 const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fcgi_app.py");
+const APPS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/apps");
 
 /// "password" for each user, in the formats `htpasswd -B`, `-m` and `-s` write.
 const USERS: &str = "# staff\n\
@@ -95,11 +98,12 @@ fn each_htpasswd_format_lets_its_user_in_as_remote_user() {
             format!("REMOTE_USER={user} AUTH_TYPE=Basic AUTHORIZATION=\n")
         );
     }
-    // An open mount beside it: no login needed, and none reported.
+    // An open mount beside it: no login needed, and none reported, even with credentials
+    // that would have been right on the guarded one (RFC 3875 §4.1.1).
     let open = Request::get("/cgi-bin/who").header("Authorization", &basic("ann", "password"));
     assert_eq!(
         portico.send(&open).text(),
-        "REMOTE_USER= AUTH_TYPE=Basic AUTHORIZATION=\n"
+        "REMOTE_USER= AUTH_TYPE= AUTHORIZATION=\n"
     );
     assert_eq!(
         portico.get("/cgi-bin/who").text(),
@@ -134,6 +138,66 @@ fn a_guarded_fastcgi_app_sees_the_user_too() {
     let text = response.text();
     assert!(text.lines().any(|l| l == "REMOTE_USER=cy"), "{text}");
     assert!(text.lines().any(|l| l == "AUTH_TYPE=Basic"), "{text}");
+}
+
+/// RFC 3875 §4.1.1, §4.1.11: AUTH_TYPE and REMOTE_USER say that Portico authenticated the
+/// user, so a client cannot set them with an Authorization header of its own, on CGI,
+/// FastCGI and WSGI alike. A mount that passes the header on (`pass_authorization`, for
+/// apps that check it themselves) gives HTTP_AUTHORIZATION and still no AUTH_TYPE.
+#[test]
+fn auth_type_and_remote_user_only_where_portico_authenticated() {
+    let fx = Fixture::new();
+    fx.file("users", USERS, 0o644);
+    fx.script("env", ENV);
+    fx.file("private/env", ENV, 0o755);
+    let portico = fx.serve_config(
+        &format!(
+            "[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
+             [[cgi]]\nmount = '/passed'\ndir = 'cgi-bin'\npass_authorization = true\n\
+             [[cgi]]\nmount = '/private'\ndir = 'private'\npass_authorization = true\n\
+             auth = {{ realm = 'Staff only', user_file = 'users' }}\n\
+             [[fastcgi]]\nmount = '/app'\nlaunch = {{ command = ['{APP}'], workers = 1 }}\n\
+             pass_authorization = true\n\
+             [[wsgi]]\nmount = '/wsgi'\napp = 'hello_wsgi:app'\npath = ['{APPS}']\nworkers = 1\n"
+        ),
+        &[],
+    );
+    let ann = basic("ann", "password");
+    let bearer = "Bearer abc";
+    let digest = r#"Digest username="ann", realm="x", nonce="n", uri="/", response="r""#;
+    // (path, Authorization sent) -> (AUTH_TYPE, REMOTE_USER, HTTP_AUTHORIZATION)
+    let cases = [
+        (("/cgi-bin/env", ann.as_str()), (None, None, None)),
+        (("/cgi-bin/env", bearer), (None, None, None)),
+        (("/cgi-bin/env", digest), (None, None, None)),
+        (
+            ("/passed/env", ann.as_str()),
+            (None, None, Some(ann.as_str())),
+        ),
+        (("/passed/env", digest), (None, None, Some(digest))),
+        (
+            ("/private/env", ann.as_str()),
+            (Some("Basic"), Some("ann"), Some(ann.as_str())),
+        ),
+        (("/app/env", ann.as_str()), (None, None, Some(ann.as_str()))),
+        (("/app/env", bearer), (None, None, Some(bearer))),
+        (("/wsgi/env", ann.as_str()), (None, None, None)),
+        (("/wsgi/env", bearer), (None, None, None)),
+    ];
+    for ((path, authorization), want) in cases {
+        let response = portico.send(&Request::get(path).header("Authorization", authorization));
+        assert_eq!(response.status, 200, "{path}: {}", portico.log());
+        let env = parse_env(&response.text());
+        let var = |name: &str| env.get(name).map(String::as_str);
+        // The env dump must be the one asked for, not an error page without variables.
+        assert_eq!(var("REQUEST_METHOD"), Some("GET"), "{path}: {env:?}");
+        let got = (
+            var("AUTH_TYPE"),
+            var("REMOTE_USER"),
+            var("HTTP_AUTHORIZATION"),
+        );
+        assert_eq!(got, want, "{path} with {authorization:?}");
+    }
 }
 
 #[test]

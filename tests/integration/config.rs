@@ -168,6 +168,34 @@ fn serve_with_a_bad_config_exits_2_without_listening() {
 }
 
 #[test]
+fn a_missing_document_root_stops_the_start_naming_the_flag() {
+    let fx = Fixture::new();
+    fx.file("not-a-dir", "", 0o644);
+    for dir in ["no-such-dir", "not-a-dir"] {
+        let outcome = portico_in(
+            &fx,
+            &[
+                "serve",
+                "--cgi-dir",
+                "cgi-bin",
+                "--document-root",
+                dir,
+                "--listen",
+                "127.0.0.1:0",
+            ],
+        );
+        assert_eq!(outcome.code, Some(2), "{dir}: {outcome:?}");
+        // Portico's own config error, naming the flag and the path, not clap's.
+        assert!(
+            outcome.stderr.contains(&format!("--document-root: {dir}")),
+            "{dir}: {:?}",
+            outcome.stderr
+        );
+        assert!(!outcome.stderr.contains("listening on"), "{outcome:?}");
+    }
+}
+
+#[test]
 fn flag_beats_the_file_for_max_concurrent_scripts() {
     let fx = Fixture::new();
     let started = fx.slow_script("2");

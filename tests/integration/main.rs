@@ -15,6 +15,7 @@
 //! - `privileges`: `user` and `group`, the user Portico serves as once its sockets are bound.
 //! - `rlimits`: the CPU time and address-space limits scripts start under.
 //! - `robustness`: limits, deadlines, concurrency, disconnects, shutdown, child reaping.
+//! - `lingering`: closing without resetting the response (RFC 9112 §9.6), and its bounds.
 //! - `script_mount`: a mount of one script (cgit, gitweb), the rest of the path PATH_INFO.
 //! - `traversal`: path resolution and every way of trying to leave the mount.
 //! - `config`: `portico check`, config files, and flags overriding them.
@@ -24,10 +25,15 @@
 //! - `bench`: `portico bench` end to end, in-process and by URL.
 //! - `docs`: the commands of docs/evolution.md, run as written.
 //! - `explain`: `portico explain`, one request as CGI, FastCGI and WSGI.
-//! - `wsgi`: WSGI callables behind launched workers and as plain CGI.
+//! - `wsgi`: WSGI callables behind launched workers and as plain CGI, and a virtual
+//!   environment's interpreter.
+//! - `wsgi_conformance`: PEP 3333, checked by `wsgiref.validate` around an app.
+//! - `django`: a real Django project, made at test time, under a `[[wsgi]]` mount.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
 //! - `fcgi_examples`: the repository's FastCGI hello examples (C, Python, Perl), launched
 //!   and as plain CGI, and the default `conf/portico.toml`.
+//! - `faults`: FastCGI apps that fail (closed kept connections, a full listen queue, a
+//!   connection dropped before or inside the response, a stopped app) under bursts.
 //! - `upstreams`: FastCGI upstreams Portico does not run: balancing, failover, kept
 //!   connections, FCGI_GET_VALUES.
 
@@ -35,15 +41,18 @@ mod access_log;
 mod auth;
 mod bench;
 mod config;
+mod django;
 mod docs;
 mod examples;
 mod explain;
 mod fastcgi;
+mod faults;
 mod fcgi_examples;
 mod harness;
 mod http;
 mod languages;
 mod launch;
+mod lingering;
 mod logging;
 mod php;
 mod privileges;
@@ -56,3 +65,4 @@ mod scripts;
 mod traversal;
 mod upstreams;
 mod wsgi;
+mod wsgi_conformance;

@@ -171,7 +171,7 @@ fn a_bad_app_spec_names_its_key() {
 }
 
 /// The Python of target/pyenv, where scripts/test installs Flask and gunicorn.
-fn venv_python() -> std::path::PathBuf {
+pub fn venv_python() -> std::path::PathBuf {
     let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pyenv/bin/python");
     assert!(
         python.exists(),
@@ -223,4 +223,41 @@ fn the_same_flask_app_runs_as_plain_cgi_through_wsgiref() {
     let go = portico.get("/cgi-bin/flask.cgi/go");
     assert_eq!(go.status, 302);
     assert_eq!(go.header("Location"), Some("/cgi-bin/flask.cgi/"));
+}
+
+/// A venv's `bin/python` is a symlink to the base interpreter; Python finds the venv from
+/// the path it was started as (PEP 405: `pyvenv.cfg` one directory up). Resolved to the
+/// base interpreter, the workers would run outside the venv, without its packages.
+#[test]
+fn a_venv_python_runs_the_app_inside_its_venv() {
+    let fx = Fixture::new();
+    let venv = fx.path("venv");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .expect("run python3 -m venv");
+    assert!(
+        made.success(),
+        "python3 -m venv failed (scripts/test installs python3-venv)"
+    );
+    fx.file(
+        "apps/prefix.py",
+        "import sys\n\n\ndef app(environ, start_response):\n    \
+         start_response(\"200 OK\", [(\"Content-Type\", \"text/plain\")])\n    \
+         return [(sys.prefix + \"\\n\" + sys.base_prefix).encode()]\n",
+        0o644,
+    );
+    // Relative, as a site's config would name its own venv.
+    let portico = fx.serve_config(
+        "[[wsgi]]\nmount = \"/p\"\napp = \"prefix:app\"\npython = \"venv/bin/python\"\npath = [\"apps\"]\nworkers = 1\n",
+        &[],
+    );
+    let response = portico.get("/p/");
+    assert_eq!(response.status, 200, "{}", portico.log());
+    let text = response.text();
+    let (prefix, base_prefix) = text.split_once('\n').unwrap();
+    let canonical = |p: &str| std::fs::canonicalize(p).unwrap();
+    assert_eq!(canonical(prefix), venv.canonicalize().unwrap(), "{text}");
+    assert_ne!(prefix, base_prefix);
 }
