@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
@@ -33,13 +33,16 @@ pub type Queue = mpsc::Receiver<Result<Record, RecordError>>;
 pub struct MuxConn {
     out: mpsc::Sender<Bytes>,
     routes: Mutex<HashMap<u16, Route>>,
+    /// Numbers each request opened here, so that a ticket tells its own route from a later
+    /// request's that got the same id once the application had ended the first.
+    opened: AtomicU64,
     dead: AtomicBool,
     /// Ends both tasks, which closes the connection.
     close: CancellationToken,
 }
 
 enum Route {
-    Active(mpsc::Sender<Result<Record, RecordError>>),
+    Active(u64, mpsc::Sender<Result<Record, RecordError>>),
     /// Ended on Portico's side (aborted): its records are dropped until END_REQUEST.
     Draining,
 }
@@ -49,6 +52,7 @@ enum Route {
 pub struct Ticket {
     mux: Arc<MuxConn>,
     pub id: u16,
+    serial: u64,
 }
 
 impl MuxConn {
@@ -58,6 +62,7 @@ impl MuxConn {
         let mux = Arc::new(MuxConn {
             out,
             routes: Mutex::new(HashMap::new()),
+            opened: AtomicU64::new(0),
             dead: AtomicBool::new(false),
             close: CancellationToken::new(),
         });
@@ -111,13 +116,15 @@ impl MuxConn {
         let (tx, rx) = mpsc::channel(QUEUE_RECORDS);
         let mut routes = self.routes();
         let id = (1..=u16::MAX).find(|id| !routes.contains_key(id))?;
-        routes.insert(id, Route::Active(tx));
+        let serial = self.opened.fetch_add(1, Ordering::Relaxed);
+        routes.insert(id, Route::Active(serial, tx));
         drop(routes);
         let writer = Box::new(MuxWriter(PollSender::new(self.out.clone())));
         Some((
             Ticket {
                 mux: self.clone(),
                 id,
+                serial,
             },
             rx,
             writer,
@@ -127,7 +134,7 @@ impl MuxConn {
     async fn route(&self, record: Record) {
         let ends = record.is(Kind::EndRequest);
         let tx = match self.routes().get(&record.request_id) {
-            Some(Route::Active(tx)) => Some(tx.clone()),
+            Some(Route::Active(_, tx)) => Some(tx.clone()),
             Some(Route::Draining) => None,
             None => return, // §3.3: a management record or an inactive request
         };
@@ -159,8 +166,11 @@ impl MuxConn {
 impl Drop for Ticket {
     fn drop(&mut self) {
         let mut routes = self.mux.routes();
-        if let Some(route) = routes.get_mut(&self.id) {
-            // Not ended by the application: its id stays taken until it is.
+        // Not ended by the application: its id stays taken until it is. Once it has ended,
+        // the id may be another request's already, which must be left alone.
+        if let Some(route) = routes.get_mut(&self.id)
+            && matches!(route, Route::Active(serial, _) if *serial == self.serial)
+        {
             *route = Route::Draining;
         }
     }

@@ -329,3 +329,54 @@ launch = {{ command = ["{FAULTS}", "--exit-at-start", "0.4"], workers = 1, start
     );
     portico.wait_for_log_line(&["application stopped"], Duration::from_secs(1));
 }
+
+#[test]
+fn a_burst_to_an_app_that_takes_few_connections_queues_for_them() {
+    let fx = Fixture::new();
+    let record = fx.path("record.txt");
+    let record_arg = record.to_str().expect("utf-8 path");
+    let _app = Faults::start(
+        &fx.path("app.sock"),
+        &["--max-conns", "4", "--record", record_arg],
+    );
+    let portico = serve(&fx);
+    for round in 0..5 {
+        let (requests, expected): (Vec<_>, Vec<_>) = (0..150).map(|i| hello(round, i)).unzip();
+        for (answer, expected) in burst(&portico, requests).iter().zip(&expected) {
+            assert_hello(answer, expected, &portico);
+        }
+    }
+    // FCGI_MAX_CONNS=4: never more requests at once than that.
+    let (mut running, mut most) = (0i32, 0i32);
+    for event in std::fs::read_to_string(&record).unwrap_or_default().lines() {
+        match event.split(' ').next() {
+            Some("begin") => running += 1,
+            Some("end") => running -= 1,
+            _ => {}
+        }
+        most = most.max(running);
+    }
+    assert!((1..=4).contains(&most), "{most} requests at once");
+}
+
+#[test]
+fn a_burst_to_an_app_that_multiplexes_gets_each_answer_on_the_shared_connection() {
+    let fx = Fixture::new();
+    let _app = crate::fastcgi::App::start_with(&fx.path("app.sock"), &["--mpxs"]);
+    let portico = serve(&fx);
+    for round in 0..10 {
+        let requests = (0..100)
+            .map(|i| Request::get(&format!("/app/env?{round}-{i}")))
+            .collect();
+        for (i, answer) in burst(&portico, requests).iter().enumerate() {
+            let line = format!("QUERY_STRING={round}-{i}\n");
+            assert!(
+                answer.status == 200 && answer.complete && answer.text().contains(&line),
+                "{i}: {} {:?}\n{}",
+                answer.status,
+                answer.text(),
+                portico.log()
+            );
+        }
+    }
+}

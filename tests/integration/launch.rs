@@ -153,6 +153,28 @@ fn max_requests_recycles_workers_without_a_failed_request() {
     assert!(!portico.log().contains("status=502"), "{}", portico.log());
 }
 
+/// A worker that had served is replaced at once however many crashed before it: only
+/// workers that die at start back off, so a mount never sits without workers for seconds.
+#[test]
+fn workers_that_crash_after_serving_are_restarted_without_growing_backoff() {
+    let fx = Fixture::new();
+    let portico = serve(&fx, "workers = 1", "");
+    for round in 0..6 {
+        let (pid, _, _) = conn(&portico);
+        let killed = Instant::now();
+        // SAFETY: kill(2) on the worker the status page names.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        let (next, _, _) = conn(&portico);
+        assert_ne!(pid, next, "round {round}");
+        assert!(
+            killed.elapsed() < Duration::from_secs(1),
+            "round {round}: a new worker answered after {:?}\n{}",
+            killed.elapsed(),
+            portico.log()
+        );
+    }
+}
+
 #[test]
 fn a_hung_request_gets_504_and_its_worker_is_replaced() {
     let fx = Fixture::new();
