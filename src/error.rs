@@ -71,6 +71,8 @@ pub enum Error {
     Head(#[source] HeadError),
     #[error("the script ended before its response head")]
     NoHead,
+    #[error("the script was killed by signal {0} before its output ended")]
+    ScriptKilled(i32),
     #[error("the script missed its {0} deadline")]
     Timeout(Deadline),
     #[error("more than {0} local redirects")]
@@ -109,6 +111,7 @@ impl Error {
             Error::Spawn(_)
             | Error::Head(_)
             | Error::NoHead
+            | Error::ScriptKilled(_)
             | Error::RedirectLoop(_)
             | Error::Upstream(_)
             | Error::UpstreamClosed
@@ -133,6 +136,7 @@ impl Error {
             | Error::ClientGone => Side::Client,
             Error::Head(_)
             | Error::NoHead
+            | Error::ScriptKilled(_)
             | Error::Timeout(_)
             | Error::RedirectLoop(_)
             | Error::Spawn(_)

@@ -43,6 +43,10 @@ const STDERR_SETTLE: Duration = Duration::from_millis(250);
 /// it, and are answered in one write with a Content-Length instead of chunk by chunk.
 const GATHER_WINDOW: Duration = Duration::from_millis(1);
 
+/// How long the end of stdout may come before the script's exit: a script killed by a
+/// signal has its output cut short, which the client must be able to tell.
+const EXIT_SETTLE: Duration = Duration::from_millis(20);
+
 pub(super) struct Run {
     process: Process,
     stdin_pump: Option<JoinHandle<()>>,
@@ -59,6 +63,8 @@ pub(super) struct Run {
     idle_timeout: Duration,
     kill_grace: Duration,
     kill_all: CancellationToken,
+    /// The exit, when it was reaped as soon as stdout ended (`settle`).
+    settled: Option<Exit>,
 }
 
 /// Why reading stdout stopped.
@@ -109,6 +115,7 @@ impl Run {
             idle_timeout: limits.script_idle_timeout,
             kill_grace: limits.kill_grace,
             kill_all,
+            settled: None,
         })
     }
 
@@ -218,6 +225,12 @@ impl Run {
                 self.gather(&mut buf).await
             };
             if let Some(Stop::Eof) = ended {
+                // Nothing has left yet: a script that died of a signal gets its 502.
+                if let Some(sig) = self.settle().await {
+                    let exit = self.end(&Stop::Eof).await;
+                    let error = Error::ScriptKilled(sig);
+                    return Report::failed_before_head(head_tx, error, Stop::Eof, exit);
+                }
                 complete.store(true, Ordering::Release);
             }
             let first = buf.split().freeze();
@@ -237,7 +250,12 @@ impl Run {
                 (stop, bytes + sent_first)
             }
         };
-        if let Stop::Eof = stop {
+        // A body is whole when stdout ended and the script was not killed: the client of
+        // one that died mid-output sees the body cut (no last chunk, or a connection
+        // closed short of its length), never a complete-looking response.
+        if let Stop::Eof = stop
+            && (complete.load(Ordering::Acquire) || self.settle().await.is_none())
+        {
             complete.store(true, Ordering::Release);
         }
         drop(body_tx);
@@ -368,9 +386,32 @@ impl Run {
 
     /// Ends the process: waits for a script that finished its output to exit (within the
     /// total deadline), and ends the whole group otherwise.
+    /// Reaps the script if it exits within `EXIT_SETTLE` of the end of its stdout; the
+    /// signal that killed it, if one did.
+    async fn settle(&mut self) -> Option<i32> {
+        if self.settled.is_none() {
+            let exit = match self.process.try_reap() {
+                Ok(Some(exit)) => Some(exit),
+                Ok(None) => match tokio::time::timeout(EXIT_SETTLE, self.process.exited()).await {
+                    Ok(Ok(())) => self.process.reap().ok(),
+                    _ => None,
+                },
+                Err(_) => None,
+            };
+            self.settled = exit;
+        }
+        match self.settled.as_ref()?.status {
+            spawn::ExitStatus::Signal(sig) => Some(sig),
+            spawn::ExitStatus::Code(_) => None,
+        }
+    }
+
     async fn end(&mut self, stop: &Stop) -> io::Result<Exit> {
         if let Some(pump) = self.stdin_pump.take() {
             pump.abort();
+        }
+        if let Some(exit) = self.settled.take() {
+            return Ok(exit);
         }
         if matches!(stop, Stop::Eof | Stop::Io(_)) {
             // Most scripts have exited by the time their stdout closes.
@@ -501,7 +542,12 @@ pub(super) fn response(
             match rx.recv().await {
                 Some(chunk) => Some((chunk.map(Frame::data), Some(rx))),
                 None if complete.load(Ordering::Acquire) => None,
-                None => Some((Err(io::Error::other("script output cut short")), None)),
+                None => {
+                    // hyper drops what it has not written yet when a body fails: one turn
+                    // lets it flush the output that did arrive before the cut.
+                    tokio::task::yield_now().await;
+                    Some((Err(io::Error::other("script output cut short")), None))
+                }
             }
         }
     });

@@ -400,3 +400,43 @@ fn keep_alive_serves_three_requests_on_one_connection() {
     let third = connection.round_trip(&Request::post("/cgi-bin/echo", "third body").keep_alive());
     assert_eq!((third.status, third.text().as_str()), (200, "third body"));
 }
+
+/// A script killed by a signal did not finish its output, whatever it wrote: before its
+/// output leaves, a 502; after, a body that ends visibly short (no last chunk on HTTP/1.1),
+/// with what it did write delivered. One that exits with an error code after its output
+/// answered in full, as under Apache.
+#[test]
+fn a_script_killed_by_a_signal_never_gets_a_complete_looking_response() {
+    let fx = Fixture::new();
+    let head = r"printf 'Content-Type: text/plain\r\n\r\npartial\n'";
+    fx.script("quick-kill", &format!("#!/bin/sh\n{head}\nkill -KILL $$\n"));
+    fx.script(
+        "late-segv",
+        &format!("#!/bin/sh\n{head}\nsleep 0.2\nprintf 'more\\n'\nkill -SEGV $$\n"),
+    );
+    fx.script("exit-code", &format!("#!/bin/sh\n{head}\nexit 3\n"));
+    let portico = fx.serve(&[]);
+    for _ in 0..5 {
+        let quick = portico.get("/cgi-bin/quick-kill");
+        assert_eq!(quick.status, 502, "{}", portico.log());
+        assert!(!quick.text().contains("partial"));
+
+        let late = portico.get("/cgi-bin/late-segv");
+        assert_eq!(late.status, 200);
+        assert_eq!(late.framing, Framing::Chunked);
+        assert!(!late.complete, "a killed script's body looked whole");
+        assert_eq!(late.text(), "partial\nmore\n", "what it wrote arrives");
+
+        let coded = portico.get("/cgi-bin/exit-code");
+        assert_eq!(coded.status, 200);
+        assert!(coded.complete);
+        assert_eq!(coded.text(), "partial\n");
+    }
+    assert!(
+        portico
+            .log()
+            .contains("the script was killed by signal 9 before its output ended"),
+        "{}",
+        portico.log()
+    );
+}
