@@ -6,7 +6,10 @@ use std::fmt;
 
 use http::StatusCode;
 
-use crate::cgi::response::HeadError;
+/// The cause of an error raised inside a backend (a head that does not parse, records that
+/// break the protocol): each backend converts its own error types into `Error`, so this
+/// module knows none of them.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Whose fault an error is, for the log (like pingora's downstream/upstream/internal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +71,7 @@ pub enum Error {
     #[error("the script could not be started")]
     Spawn(#[source] std::io::Error),
     #[error("the script's response head is invalid")]
-    Head(#[source] HeadError),
+    Head(#[source] Cause),
     #[error("the script ended before its response head")]
     NoHead,
     #[error("the script was killed by signal {0} before its output ended")]
@@ -88,7 +91,7 @@ pub enum Error {
     #[error("the FastCGI upstream closed the connection before FCGI_END_REQUEST")]
     UpstreamClosed,
     #[error("the FastCGI upstream broke the protocol")]
-    Protocol(#[source] crate::fastcgi::record::RecordError),
+    Protocol(#[source] Cause),
     #[error("the application is stopped: {0}")]
     AppStopped(String),
     #[error("no valid credentials for realm {0:?}")]

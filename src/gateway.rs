@@ -10,11 +10,12 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
 use crate::access_log::{AccessLog, Pending};
+use crate::backend::{Outcome, Request as BackendRequest, RequestLine, Runner, Stop};
 use crate::body::{RequestBody, ResponseBody, full};
-use crate::cgi::{Cgi, Job, Outcome};
+use crate::cgi::Cgi;
 use crate::config::Config;
 use crate::connection::Takeover;
-use crate::error::{Error, Side};
+use crate::error::Error;
 use crate::fastcgi::client::FastCgi;
 use crate::supervisor::{AppStatus, Supervisor};
 use crate::{fastcgi, meta, router, status};
@@ -120,22 +121,14 @@ impl Gateway {
         match self.serve(request, peer, started, access.as_ref()).await {
             Ok(response) => response,
             Err(error) => {
+                let line = RequestLine {
+                    method,
+                    path,
+                    started,
+                    access,
+                };
                 let status = error.status().as_u16();
-                if let Some(access) = &access {
-                    access.finish(status, 0);
-                }
-                let duration_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
-                let cause = crate::error::chain(&error);
-                match error.side() {
-                    Side::Client => tracing::info!(
-                        target: "portico::access", method = %method, path = %path, status, bytes = 0,
-                        duration_ms, side = %Side::Client, cause,
-                    ),
-                    side => tracing::warn!(
-                        target: "portico::access", method = %method, path = %path, status, bytes = 0,
-                        duration_ms, %side, cause,
-                    ),
-                }
+                line.write(status, 0, &Stop::Ended, Runner::Gateway, Some(&error));
                 error_response(&error, &self.config)
             }
         }
@@ -216,21 +209,26 @@ impl Gateway {
                 content_length: body.length(),
                 remote_user: user.as_deref(),
             };
-            let body = std::mem::replace(&mut body, RequestBody::None);
+            let mut request = |meta| BackendRequest {
+                meta,
+                body: std::mem::replace(&mut body, RequestBody::None),
+                line: RequestLine {
+                    method: method.clone(),
+                    path: uri.path().to_owned(),
+                    started,
+                    access: access.cloned(),
+                },
+            };
             let outcome = match &route {
                 Route::Cgi(script) => {
                     let meta = meta::build(&self.config, &script.target(), &info)?;
-                    self.cgi
-                        .run(cgi_job(script, meta, body, &method, &uri, started, access))
-                        .await?
+                    let job = crate::cgi::Job::new(script, request(meta));
+                    self.cgi.run(job).await?
                 }
                 Route::Fastcgi(app) => {
                     let meta = meta::build(&self.config, &app.target(), &info)?;
-                    self.fastcgi
-                        .run(fastcgi_job(
-                            app, meta, body, &method, &uri, started, access,
-                        )?)
-                        .await?
+                    let job = fastcgi::client::Job::new(app, request(meta))?;
+                    self.fastcgi.run(job).await?
                 }
             };
             match outcome {
@@ -243,7 +241,7 @@ impl Gateway {
                     // RFC 3875 §6.2.2: the server fetches the new path as a GET, without the body.
                     uri = location
                         .parse::<Uri>()
-                        .map_err(|_| Error::Head(crate::cgi::response::HeadError::BadLocation))?;
+                        .map_err(|_| Error::from(crate::cgi::response::HeadError::BadLocation))?;
                     method = Method::GET;
                     user = self
                         .authenticate(uri.path(), &parts.headers, access)
@@ -269,73 +267,6 @@ impl<'c> Route<'c> {
             None => Ok(Route::Cgi(router::resolve(config, path)?)),
         }
     }
-}
-
-fn cgi_job(
-    script: &router::Match<'_>,
-    meta: meta::MetaVars,
-    body: RequestBody,
-    method: &Method,
-    uri: &Uri,
-    started: Instant,
-    access: Option<&Pending>,
-) -> Job {
-    let mut argv: Vec<std::ffi::OsString> =
-        script.interpreter.map(<[_]>::to_vec).unwrap_or_default();
-    argv.push(script.script_path.clone().into_os_string());
-    Job {
-        argv,
-        cwd: script
-            .script_path
-            .parent()
-            .map(ToOwned::to_owned)
-            .unwrap_or_default(),
-        meta,
-        body,
-        is_nph: script.is_nph,
-        method: method.clone(),
-        path: uri.path().to_owned(),
-        script: script.script_name.to_string_lossy().into(),
-        started,
-        access: access.cloned(),
-    }
-}
-
-fn fastcgi_job(
-    app: &router::FastcgiMatch<'_>,
-    meta: meta::MetaVars,
-    body: RequestBody,
-    method: &Method,
-    uri: &Uri,
-    started: Instant,
-    access: Option<&Pending>,
-) -> Result<fastcgi::client::Job, Error> {
-    use std::os::unix::ffi::OsStrExt;
-    let mount = app.mount;
-    // Encoded once, here: the meta-variables, then the mount's extra params (§3.4).
-    let pairs = meta
-        .iter()
-        .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
-        .chain(
-            mount
-                .params
-                .iter()
-                .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-        );
-    let params = fastcgi::params::encode_pairs(pairs)
-        .map_err(|_| Error::HeadersTooLarge)?
-        .freeze();
-    Ok(fastcgi::client::Job {
-        mount: mount.mount.clone(),
-        read_timeout: mount.read_timeout,
-        request_timeout: mount.launch.as_ref().and_then(|l| l.request_timeout),
-        params,
-        body,
-        method: method.clone(),
-        path: uri.path().to_owned(),
-        started,
-        access: access.cloned(),
-    })
 }
 
 /// RFC 3875 §5: on HTTP/1.x the script's bytes go to the client unchanged and hyper's

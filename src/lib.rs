@@ -37,6 +37,7 @@
 
 pub mod access_log;
 pub mod auth;
+pub mod backend;
 pub mod bench;
 pub mod body;
 pub mod cgi;

@@ -16,21 +16,15 @@ pub mod stdio_slots;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll, ready};
-use std::time::Instant;
 
-use http::{Method, Response};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use tokio::sync::Semaphore;
 
-use crate::body::{RequestBody, ResponseBody};
+use crate::backend::{FinishesAlone, Outcome, Owners, Request, reply_channel};
 use crate::config::Limits;
 use crate::error::Error;
-use crate::meta::MetaVars;
+use crate::router;
 
 /// One script run to start.
 pub struct Job {
@@ -38,31 +32,29 @@ pub struct Job {
     pub argv: Vec<OsString>,
     /// RFC 3875 §7.2: the script runs in its own directory.
     pub cwd: PathBuf,
-    pub meta: MetaVars,
-    pub body: RequestBody,
     pub is_nph: bool,
-    pub method: Method,
-    /// Request path, for the log.
-    pub path: String,
     /// SCRIPT_NAME, for the log.
     pub script: Arc<str>,
-    pub started: Instant,
-    /// The request's access-log line, when there is an access log.
-    pub access: Option<crate::access_log::Pending>,
+    pub request: Request,
 }
 
-/// What a script's response means for the gateway.
-pub enum Outcome {
-    Response(Response<ResponseBody>),
-    /// RFC 3875 §5: the response of an NPH script, parsed, and its head as the script wrote it.
-    Nph {
-        response: Response<ResponseBody>,
-        raw_head: bytes::Bytes,
-    },
-    /// RFC 3875 §6.2.2: serve this path instead.
-    LocalRedirect(String),
-    /// The script failed; its owner has logged why.
-    Failed(Error),
+impl Job {
+    /// The run of the script the router found, for `request`.
+    pub fn new(script: &router::Match<'_>, request: Request) -> Job {
+        let mut argv: Vec<OsString> = script.interpreter.map(<[_]>::to_vec).unwrap_or_default();
+        argv.push(script.script_path.clone().into_os_string());
+        Job {
+            argv,
+            cwd: script
+                .script_path
+                .parent()
+                .map(ToOwned::to_owned)
+                .unwrap_or_default(),
+            is_nph: script.is_nph,
+            script: script.script_name.to_string_lossy().into(),
+            request,
+        }
+    }
 }
 
 /// The CGI backend: concurrency limit and the owners of all running scripts.
@@ -72,28 +64,6 @@ pub struct Cgi {
     rlimits: Arc<[exec::Rlimit]>,
     slots: Arc<Semaphore>,
     owners: Owners,
-}
-
-/// The tasks that own the requests in flight, and the signal that ends them all at the end
-/// of a graceful shutdown. Shared by CGI and FastCGI.
-#[derive(Default)]
-pub(crate) struct Owners {
-    pub kill_all: CancellationToken,
-    pub tasks: TaskTracker,
-}
-
-impl Owners {
-    /// Waits for the requests in flight, without ending them.
-    pub async fn wait_idle(&self) {
-        self.tasks.close();
-        self.tasks.wait().await;
-    }
-
-    /// Ends every request in flight and waits until their owners are done.
-    pub async fn kill_all_and_wait(&self) {
-        self.kill_all.cancel();
-        self.wait_idle().await;
-    }
 }
 
 impl Cgi {
@@ -170,121 +140,5 @@ impl Cgi {
     /// Ends every running script (TERM, grace, KILL) and waits until all are reaped.
     pub async fn kill_all_and_wait(&self) {
         self.owners.kill_all_and_wait().await;
-    }
-}
-
-/// A future polled in place by its caller that, dropped before it is done, goes on as a
-/// task of its own: a run must reach its end (reap, log line) whatever the client does.
-pub(crate) struct FinishesAlone(Option<Pin<Box<dyn Future<Output = ()> + Send>>>);
-
-impl FinishesAlone {
-    pub fn new(future: impl Future<Output = ()> + Send + 'static) -> FinishesAlone {
-        FinishesAlone(Some(Box::pin(future)))
-    }
-}
-
-impl Future for FinishesAlone {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if let Some(future) = &mut self.0 {
-            ready!(future.as_mut().poll(cx));
-            self.0 = None;
-        }
-        Poll::Ready(())
-    }
-}
-
-impl Drop for FinishesAlone {
-    fn drop(&mut self) {
-        if let Some(future) = self.0.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            runtime.spawn(future);
-        }
-    }
-}
-
-/// What a script's owner tells the gateway once the head is known.
-pub(crate) enum Reply {
-    Head {
-        head: response::Head,
-        /// The head as the script wrote it, blank line included.
-        raw_head: bytes::Bytes,
-        /// Body bytes read together with the head.
-        first: bytes::Bytes,
-        is_head_request: bool,
-    },
-    LocalRedirect(String),
-    Failed(Error),
-}
-
-/// The owner task's end of a request: the head (once), then body chunks, and whether the
-/// body ended cleanly. Shared by CGI and FastCGI.
-pub(crate) struct ReplySender {
-    pub head: oneshot::Sender<Reply>,
-    pub body: mpsc::Sender<std::io::Result<bytes::Bytes>>,
-    pub complete: Arc<AtomicBool>,
-}
-
-/// The gateway's end.
-pub(crate) struct ReplyReceiver {
-    head: oneshot::Receiver<Reply>,
-    body: mpsc::Receiver<std::io::Result<bytes::Bytes>>,
-    complete: Arc<AtomicBool>,
-}
-
-pub(crate) fn reply_channel() -> (ReplySender, ReplyReceiver) {
-    let (head_tx, head) = oneshot::channel();
-    let (body_tx, body) = mpsc::channel(4);
-    let complete = Arc::new(AtomicBool::new(false));
-    let sender = ReplySender {
-        head: head_tx,
-        body: body_tx,
-        complete: complete.clone(),
-    };
-    (
-        sender,
-        ReplyReceiver {
-            head,
-            body,
-            complete,
-        },
-    )
-}
-
-impl ReplyReceiver {
-    /// Waits for the head and turns it into what the gateway answers. A body that has
-    /// already ended cleanly (`complete`, set after its last chunk was queued) is sent
-    /// whole, with a Content-Length, instead of chunk by chunk.
-    pub(crate) async fn outcome(self) -> Outcome {
-        let reply = match self.head.await {
-            Ok(reply) => reply,
-            // The owner always answers unless its task panicked.
-            Err(_) => return Outcome::Failed(Error::NoHead),
-        };
-        match reply {
-            Reply::Head {
-                head,
-                raw_head,
-                first,
-                is_head_request,
-            } => {
-                let is_nph = head.kind == response::Kind::Nph;
-                let whole = !is_nph && self.complete.load(Ordering::Acquire);
-                let response = if whole {
-                    run::whole_response(head, first, is_head_request, self.body)
-                } else {
-                    run::response(head, first, is_head_request, self.body, self.complete)
-                };
-                if is_nph {
-                    Outcome::Nph { response, raw_head }
-                } else {
-                    Outcome::Response(response)
-                }
-            }
-            Reply::LocalRedirect(location) => Outcome::LocalRedirect(location),
-            Reply::Failed(error) => Outcome::Failed(error),
-        }
     }
 }

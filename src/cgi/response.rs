@@ -57,6 +57,12 @@ pub enum HeadError {
     NoContentType,
 }
 
+impl From<HeadError> for crate::error::Error {
+    fn from(error: HeadError) -> Self {
+        crate::error::Error::Head(Box::new(error))
+    }
+}
+
 /// Where the head ends in `buf`: the offset of the first body byte, once the blank line
 /// that ends the head has arrived. Lines may end in LF or CRLF (RFC 3875 §6.3.4 allows both).
 pub fn find_head_end(buf: &[u8]) -> Option<usize> {

@@ -8,13 +8,12 @@ use std::io;
 use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::{Method, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, StreamBody};
-use hyper::body::Frame;
+use http::{Method, StatusCode};
+use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
@@ -22,13 +21,13 @@ use tokio::task::JoinHandle;
 use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
+use super::Job;
 use super::exec::Rlimit;
 use super::response::{self, Head, Kind, MAX_HEAD_BYTES};
 use super::spawn::{self, Exit, Input, Process};
 use super::stderr::{self, Tail};
-use super::{Job, Reply};
-use crate::access_log;
-use crate::body::{RequestBody, ResponseBody};
+use crate::backend::{Reply, RequestLine, Runner, Stop};
+use crate::body::RequestBody;
 use crate::config::Limits;
 use crate::error::{Deadline, Error};
 
@@ -53,11 +52,8 @@ pub(super) struct Run {
     tail: Tail,
     is_nph: bool,
     is_head_request: bool,
-    method: Method,
-    path: String,
     script: Arc<str>,
-    started: Instant,
-    access: Option<access_log::Pending>,
+    line: RequestLine,
     head_deadline: tokio::time::Instant,
     total_deadline: tokio::time::Instant,
     idle_timeout: Duration,
@@ -65,15 +61,6 @@ pub(super) struct Run {
     kill_all: CancellationToken,
     /// The exit, when it was reaped as soon as stdout ended (`settle`).
     settled: Option<Exit>,
-}
-
-/// Why reading stdout stopped.
-enum Stop {
-    Eof,
-    Deadline(Deadline),
-    ClientGone,
-    Shutdown,
-    Io(io::Error),
 }
 
 impl Run {
@@ -84,14 +71,16 @@ impl Run {
         limits: &Limits,
         kill_all: CancellationToken,
     ) -> Result<Run, Error> {
-        let (input, feed) = match job.body {
+        let (input, feed) = match job.request.body {
             RequestBody::None => (Input::None, None),
             RequestBody::File { file, .. } => (Input::File(file), None),
             body @ (RequestBody::Stream { .. } | RequestBody::Memory(_)) => {
                 (Input::Pipe, Some(body))
             }
         };
-        let env = base_env.with_meta(&job.meta).map_err(Error::Spawn)?;
+        let env = base_env
+            .with_meta(&job.request.meta)
+            .map_err(Error::Spawn)?;
         let mut process =
             Process::spawn(&job.argv, &env, &job.cwd, input, rlimits).map_err(Error::Spawn)?;
         let stdin_pump = match (feed, process.stdin.take()) {
@@ -104,12 +93,9 @@ impl Run {
             stdin_pump,
             tail: Tail::default(),
             is_nph: job.is_nph,
-            is_head_request: job.method == Method::HEAD,
-            method: job.method,
-            path: job.path,
+            is_head_request: job.request.line.method == Method::HEAD,
             script: job.script,
-            started: job.started,
-            access: job.access,
+            line: job.request.line,
             head_deadline: now + limits.script_head_timeout,
             total_deadline: now + limits.script_total_timeout,
             idle_timeout: limits.script_idle_timeout,
@@ -184,8 +170,7 @@ impl Run {
             Err(stop) => {
                 let error = match &stop {
                     Stop::Deadline(d) => Error::Timeout(*d),
-                    Stop::Eof => Error::NoHead,
-                    Stop::Io(_) => Error::NoHead,
+                    Stop::Ended | Stop::Broken(_) | Stop::AppStopped => Error::NoHead,
                     Stop::ClientGone => Error::ClientGone,
                     Stop::Shutdown => Error::ShuttingDown,
                 };
@@ -196,8 +181,8 @@ impl Run {
         let (head, raw_head) = match head {
             Ok(head) => head,
             Err(e) => {
-                let exit = self.end(&Stop::Eof).await;
-                return Report::failed_before_head(head_tx, Error::Head(e), Stop::Eof, exit);
+                let exit = self.end(&Stop::Ended).await;
+                return Report::failed_before_head(head_tx, e.into(), Stop::Ended, exit);
             }
         };
 
@@ -224,12 +209,12 @@ impl Run {
             } else {
                 self.gather(&mut buf).await
             };
-            if let Some(Stop::Eof) = ended {
+            if let Some(Stop::Ended) = ended {
                 // Nothing has left yet: a script that died of a signal gets its 502.
                 if let Some(sig) = self.settle().await {
-                    let exit = self.end(&Stop::Eof).await;
+                    let exit = self.end(&Stop::Ended).await;
                     let error = Error::ScriptKilled(sig);
-                    return Report::failed_before_head(head_tx, error, Stop::Eof, exit);
+                    return Report::failed_before_head(head_tx, error, Stop::Ended, exit);
                 }
                 complete.store(true, Ordering::Release);
             }
@@ -253,7 +238,7 @@ impl Run {
         // A body is whole when stdout ended and the script was not killed: the client of
         // one that died mid-output sees the body cut (no last chunk, or a connection
         // closed short of its length), never a complete-looking response.
-        if let Stop::Eof = stop
+        if let Stop::Ended = stop
             && (complete.load(Ordering::Acquire) || self.settle().await.is_none())
         {
             complete.store(true, Ordering::Release);
@@ -261,7 +246,7 @@ impl Run {
         drop(body_tx);
         let exit = self.end(&stop).await;
         Report {
-            outcome: Ok(status),
+            status,
             bytes,
             stop,
             exit,
@@ -300,9 +285,9 @@ impl Run {
             buf.reserve(HEAD_CHUNK);
             tokio::select! {
                 read = self.process.stdout.read_buf(buf) => match read {
-                    Ok(0) => return Err(Stop::Eof),
+                    Ok(0) => return Err(Stop::Ended),
                     Ok(_) => {}
-                    Err(e) => return Err(Stop::Io(e)),
+                    Err(e) => return Err(Stop::Broken(format!("reading stdout: {e}"))),
                 },
                 _ = sleep_until(deadline) => return Err(Stop::Deadline(which)),
                 _ = head_tx.closed() => return Err(Stop::ClientGone),
@@ -319,9 +304,9 @@ impl Run {
             buf.reserve(HEAD_CHUNK);
             tokio::select! {
                 read = self.process.stdout.read_buf(buf) => match read {
-                    Ok(0) => return Some(Stop::Eof),
+                    Ok(0) => return Some(Stop::Ended),
                     Ok(_) => {}
-                    Err(e) => return Some(Stop::Io(e)),
+                    Err(e) => return Some(Stop::Broken(format!("reading stdout: {e}"))),
                 },
                 _ = sleep_until(until) => return None,
             }
@@ -356,7 +341,7 @@ impl Run {
             };
             tokio::select! {
                 read = self.process.stdout.read_buf(buf) => match read {
-                    Ok(0) => break Stop::Eof,
+                    Ok(0) => break Stop::Ended,
                     Ok(n) => {
                         if n >= HEAD_CHUNK / 2 {
                             chunk = READ_CHUNK;
@@ -374,7 +359,7 @@ impl Run {
                             sent += n as u64;
                         }
                     }
-                    Err(e) => break Stop::Io(e),
+                    Err(e) => break Stop::Broken(format!("reading stdout: {e}")),
                 },
                 _ = sleep_until(deadline) => break Stop::Deadline(which),
                 _ = client_gone => break Stop::ClientGone,
@@ -413,7 +398,7 @@ impl Run {
         if let Some(exit) = self.settled.take() {
             return Ok(exit);
         }
-        if matches!(stop, Stop::Eof | Stop::Io(_)) {
+        if matches!(stop, Stop::Ended | Stop::Broken(_)) {
             // Most scripts have exited by the time their stdout closes.
             if let Some(exit) = self.process.try_reap()? {
                 return Ok(exit);
@@ -430,66 +415,51 @@ impl Run {
         self.process.terminate(self.kill_grace).await
     }
 
-    fn log(&self, report: &Report) {
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        let (status, cause) = match &report.outcome {
-            Ok(status) => (*status, None),
-            Err((status, cause)) => (*status, Some(cause.as_str())),
-        };
-        let io_cause = match &report.stop {
-            Stop::Io(e) => Some(format!("reading stdout: {e}")),
-            _ => None,
-        };
-        let cause = cause.or(io_cause.as_deref());
-        let deadline = match &report.stop {
-            Stop::Deadline(d) => Some(tracing::field::display(d)),
-            _ => None,
-        };
-        let killed = match &report.stop {
-            Stop::Deadline(_) => Some("deadline"),
-            Stop::ClientGone => Some("client gone"),
-            Stop::Shutdown => Some("shutdown"),
-            Stop::Eof | Stop::Io(_) => None,
-        };
-        let (exit_text, cpu_ms, max_rss_kb) = match &report.exit {
+    fn log(&mut self, report: &Report) {
+        let (exit, exited_cleanly, cpu_ms, max_rss_kb) = match &report.exit {
             Ok(e) => (
                 e.status.to_string(),
+                e.status.is_success(),
                 e.cpu.as_secs_f64() * 1000.0,
                 e.max_rss_kb,
             ),
-            Err(e) => (format!("unknown ({e})"), 0.0, 0),
+            Err(e) => (format!("unknown ({e})"), false, 0.0, 0),
         };
-        let pid = self.process.pid();
-        let status = status.as_u16();
-        let bytes = report.bytes;
-        if let Some(access) = &self.access
-            && !report.local_redirect
-        {
-            access.finish(status, bytes);
+        let failure = report.failure.as_ref().map(|(_, error)| error);
+        // RFC 3875 §6.2.2: the request goes on as another, whose line is the access-log
+        // file's.
+        if report.local_redirect {
+            self.line.access = None;
         }
-        let duration_ms = format_args!("{duration_ms:.2}");
-        let cpu_ms = format_args!("{cpu_ms:.2}");
-        if !report.failed() {
-            tracing::info!(
-                target: "portico::access",
-                method = %self.method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
-                exit = %exit_text, cpu_ms, max_rss_kb,
-            );
+        let failed = failure.is_some() || !exited_cleanly || !matches!(report.stop, Stop::Ended);
+        let stderr = if failed {
+            self.tail.lines()
         } else {
-            let stderr = self.tail.lines();
-            tracing::warn!(
-                target: "portico::access",
-                method = %self.method, path = %self.path, status, bytes, duration_ms, script = %self.script, pid,
-                exit = %exit_text, cpu_ms, max_rss_kb, killed, deadline, cause, ?stderr,
-            );
-        }
+            Vec::new()
+        };
+        let runner = Runner::Script {
+            script: &self.script,
+            pid: self.process.pid(),
+            exit: &exit,
+            exited_cleanly,
+            cpu_ms,
+            max_rss_kb,
+            stderr: &stderr,
+        };
+        self.line.write(
+            report.status.as_u16(),
+            report.bytes,
+            &report.stop,
+            runner,
+            failure,
+        );
     }
 }
 
 /// How one run went, for its log line.
 struct Report {
-    /// The status sent, or the one the failure maps to and why.
-    outcome: Result<StatusCode, (StatusCode, String)>,
+    /// The status sent, or the one the failure maps to.
+    status: StatusCode,
     bytes: u64,
     stop: Stop,
     exit: io::Result<Exit>,
@@ -501,6 +471,11 @@ struct Report {
 }
 
 impl Report {
+    fn failed(&self) -> bool {
+        let clean_exit = matches!(&self.exit, Ok(e) if e.status.is_success());
+        self.failure.is_some() || !matches!(self.stop, Stop::Ended) || !clean_exit
+    }
+
     fn failed_before_head(
         head_tx: oneshot::Sender<Reply>,
         error: Error,
@@ -508,7 +483,7 @@ impl Report {
         exit: io::Result<Exit>,
     ) -> Report {
         Report {
-            outcome: Err((error.status(), error.to_string())),
+            status: error.status(),
             bytes: 0,
             stop,
             exit,
@@ -516,84 +491,6 @@ impl Report {
             local_redirect: false,
         }
     }
-
-    fn failed(&self) -> bool {
-        let clean_exit = matches!(&self.exit, Ok(e) if e.status.is_success());
-        self.outcome.is_err() || !matches!(self.stop, Stop::Eof) || !clean_exit
-    }
-}
-
-/// The response hyper sends: the script's status, reason and fields, and its stdout.
-pub(super) fn response(
-    head: Head,
-    first: Bytes,
-    is_head_request: bool,
-    body_rx: mpsc::Receiver<io::Result<Bytes>>,
-    complete: Arc<AtomicBool>,
-) -> Response<ResponseBody> {
-    let first = (!first.is_empty()).then(|| Ok(Frame::data(first)));
-    // A channel that closes before the script's output ended cleanly (deadline, shutdown,
-    // read error) ends the body with an error, so hyper cuts the response instead of
-    // framing a truncated body as complete.
-    let rest = futures_util::stream::unfold(Some(body_rx), move |rx| {
-        let complete = complete.clone();
-        async move {
-            let mut rx = rx?;
-            match rx.recv().await {
-                Some(chunk) => Some((chunk.map(Frame::data), Some(rx))),
-                None if complete.load(Ordering::Acquire) => None,
-                None => {
-                    // hyper drops what it has not written yet when a body fails: one turn
-                    // lets it flush the output that did arrive before the cut.
-                    tokio::task::yield_now().await;
-                    Some((Err(io::Error::other("script output cut short")), None))
-                }
-            }
-        }
-    });
-    let body = StreamBody::new(futures_util::StreamExt::chain(
-        futures_util::stream::iter(first),
-        rest,
-    ))
-    .boxed();
-    with_head(head, is_head_request, body)
-}
-
-fn with_head(head: Head, is_head_request: bool, body: ResponseBody) -> Response<ResponseBody> {
-    let body = if is_head_request {
-        Empty::new().map_err(|never| match never {}).boxed()
-    } else {
-        body
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = head.status;
-    if let Some(reason) = head.reason
-        && head.status.canonical_reason() != Some(reason.as_str())
-        && let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason.into_bytes())
-    {
-        response.extensions_mut().insert(phrase);
-    }
-    *response.headers_mut() = head.headers;
-    response
-}
-
-/// The response for a body that has ended cleanly and is all at hand: one frame, so hyper
-/// frames it with a Content-Length.
-pub(super) fn whole_response(
-    head: Head,
-    first: Bytes,
-    is_head_request: bool,
-    mut body_rx: mpsc::Receiver<io::Result<Bytes>>,
-) -> Response<ResponseBody> {
-    let mut chunks = vec![first];
-    while let Ok(Ok(chunk)) = body_rx.try_recv() {
-        chunks.push(chunk);
-    }
-    let body = match chunks.len() {
-        1 => chunks.pop().unwrap_or_default(),
-        _ => Bytes::from(chunks.concat()),
-    };
-    with_head(head, is_head_request, crate::body::full(body))
 }
 
 /// Feeds the request body to the script. A script may exit without reading it all

@@ -10,27 +10,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 
 use super::params::{decode_pairs, encode_pairs};
-use super::record::{self, Kind, Record, RecordCodec, RecordError};
+use super::record::{self, Kind, RecordCodec};
 use crate::config::Upstream;
 use crate::error::{Deadline, Error};
 
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub type Writer = Box<dyn AsyncWrite + Send + Unpin>;
-
-/// Where a request's records come from: its own connection, or its queue on a shared one.
-pub enum Records {
-    Direct(FramedRead<Reader, RecordCodec>),
-    Shared(super::mux::Queue, super::mux::Ticket),
-}
-
-impl Records {
-    pub async fn next(&mut self) -> Option<Result<Record, RecordError>> {
-        match self {
-            Records::Direct(records) => records.next().await,
-            Records::Shared(queue, _) => queue.recv().await,
-        }
-    }
-}
 
 /// An open connection, kept between requests when the application agrees (FCGI_KEEP_CONN).
 pub struct Conn {

@@ -18,10 +18,12 @@
 //!   health and the queue of waiting requests;
 //! - [`mux`]: one connection shared by several requests, when the app allows it;
 //! - [`send`]: the write side of one request, and what is kept to send it again;
-//! - [`client`]: one request over a pooled connection, full duplex, with abort.
+//! - `exchange`: the read side of one request and its end (log line, connection back);
+//! - [`client`]: the backend: pools per mount, and one request's job.
 
 pub mod client;
 pub mod conn;
+mod exchange;
 pub mod mux;
 pub mod params;
 pub mod pool;

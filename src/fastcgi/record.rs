@@ -143,6 +143,17 @@ pub enum RecordError {
 #[error("{0:?}")]
 pub struct IoError(pub std::io::ErrorKind);
 
+/// Records that end a request early: an I/O error is the upstream failing, anything else
+/// the upstream breaking the protocol.
+impl From<RecordError> for crate::error::Error {
+    fn from(error: RecordError) -> Self {
+        match error {
+            RecordError::Io(e) => crate::error::Error::Upstream(e.0.into()),
+            e => crate::error::Error::Protocol(Box::new(e)),
+        }
+    }
+}
+
 impl From<std::io::Error> for RecordError {
     fn from(e: std::io::Error) -> Self {
         RecordError::Io(IoError(e.kind()))
