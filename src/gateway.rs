@@ -174,7 +174,7 @@ impl Gateway {
         if let Some(page) = &self.config.status
             && request.uri().path() == page.path
         {
-            let response = status::respond(self, page, request.uri(), &peer)?;
+            let response = status::respond(self, page, request.uri(), peer.remote)?;
             if let Some(access) = access {
                 let bytes = hyper::body::Body::size_hint(response.body()).exact();
                 access.finish(response.status().as_u16(), bytes.unwrap_or(0));
@@ -227,7 +227,7 @@ impl Gateway {
                 }
                 Route::Fastcgi(app) => {
                     let meta = meta::build(&self.config, &app.target(), &info)?;
-                    let job = fastcgi::client::Job::new(app, request(meta))?;
+                    let job = fastcgi::job::Job::new(app, request(meta))?;
                     self.fastcgi.run(job).await?
                 }
             };
@@ -251,6 +251,24 @@ impl Gateway {
             }
         }
         Err(Error::RedirectLoop(limits.max_local_redirects))
+    }
+}
+
+impl status::Source for Gateway {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn cgi_running(&self) -> usize {
+        self.cgi.running()
+    }
+
+    fn pool(&self, mount: &str) -> Option<&Arc<crate::fastcgi::pool::Pool>> {
+        self.fastcgi.pool(mount)
+    }
+
+    fn app_status(&self, mount: &str) -> Option<AppStatus> {
+        Gateway::app_status(self, mount)
     }
 }
 

@@ -4,16 +4,28 @@
 //! `allow_remote`.
 
 use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
+use html_escape::encode_text as escape;
 use http::{HeaderValue, Response, Uri, header};
 use serde::Serialize;
 
 use crate::body::{ResponseBody, full};
-use crate::config::StatusPage;
+use crate::config::{Config, StatusPage};
 use crate::error::Error;
-use crate::gateway::{Gateway, Peer};
-use crate::supervisor::WorkerStatus;
+use crate::fastcgi::pool::Pool;
+use crate::supervisor::{AppStatus, WorkerStatus};
+
+/// What the page reads from a running server (the gateway provides it), so that the page
+/// knows nothing of how requests are served.
+pub trait Source {
+    fn config(&self) -> &Config;
+    fn cgi_running(&self) -> usize;
+    fn pool(&self, mount: &str) -> Option<&Arc<Pool>>;
+    fn app_status(&self, mount: &str) -> Option<AppStatus>;
+}
 
 #[derive(Serialize)]
 struct Status {
@@ -44,12 +56,12 @@ struct EndpointStatus {
 }
 
 pub fn respond(
-    gateway: &Gateway,
+    gateway: &impl Source,
     page: &StatusPage,
     uri: &Uri,
-    peer: &Peer,
+    remote: SocketAddr,
 ) -> Result<Response<ResponseBody>, Error> {
-    if !page.allow_remote && !peer.remote.ip().to_canonical().is_loopback() {
+    if !page.allow_remote && !remote.ip().to_canonical().is_loopback() {
         return Err(Error::Forbidden("the status page is for loopback clients"));
     }
     let status = collect(gateway);
@@ -69,14 +81,14 @@ pub fn respond(
     Ok(response)
 }
 
-fn collect(gateway: &Gateway) -> Status {
+fn collect(gateway: &impl Source) -> Status {
     let config = gateway.config();
     let now = Instant::now();
     let fastcgi = config
         .fastcgi
         .iter()
         .filter_map(|mount| {
-            let pool = gateway.fastcgi().pool(&mount.mount)?;
+            let pool = gateway.pool(&mount.mount)?;
             let app = gateway.app_status(&mount.mount);
             let endpoints = pool
                 .endpoints()
@@ -105,7 +117,7 @@ fn collect(gateway: &Gateway) -> Status {
         })
         .collect();
     Status {
-        cgi_running: gateway.cgi().running(),
+        cgi_running: gateway.cgi_running(),
         cgi_limit: config.limits.max_concurrent_scripts,
         fastcgi,
     }
@@ -178,12 +190,4 @@ fn html(status: &Status) -> String {
         }
     }
     out
-}
-
-/// Text made safe for HTML (also used by `portico bench --html`).
-pub(crate) fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -2,6 +2,7 @@
 //! other header fields, and which of the RFC's response types it is. Sans-I/O: it takes
 //! bytes and gives a decision, so FastCGI's STDOUT stream reuses it unchanged.
 
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
@@ -75,6 +76,21 @@ pub fn find_head_end(buf: &[u8]) -> Option<usize> {
         start += nl + 1;
     }
     None
+}
+
+/// The one head accumulator, for a script's stdout and a FastCGI app's FCGI_STDOUT alike:
+/// once the head at the start of `buf` is all there, it is taken off `buf` (blank line
+/// included, returned as written for NPH) and parsed; what stays in `buf` is body. `None`
+/// while more is needed; a head longer than `MAX_HEAD_BYTES` is an error.
+pub fn take_head(buf: &mut BytesMut, is_nph: bool) -> Option<(Result<Head, HeadError>, Bytes)> {
+    let Some(end) = find_head_end(buf) else {
+        return (buf.len() > MAX_HEAD_BYTES).then(|| (Err(HeadError::TooLarge), Bytes::new()));
+    };
+    let raw = buf.split_to(end).freeze();
+    // Without the blank line's last LF: the parsers take the head's lines.
+    let head = &raw[..raw.len() - 1];
+    let parsed = if is_nph { parse_nph(head) } else { parse(head) };
+    Some((parsed, raw))
 }
 
 /// Parses the head of an ordinary (parsed-header) CGI response, `head` excluding the blank line.
@@ -217,6 +233,25 @@ fn is_valid_length(value: &HeaderValue) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn take_head_waits_for_the_whole_head_and_leaves_the_body() {
+        let mut buf = BytesMut::from(&b"Content-Type: text/plain\r\n"[..]);
+        assert!(take_head(&mut buf, false).is_none(), "no blank line yet");
+        buf.extend_from_slice(b"\r\nbody");
+        let (head, raw) = take_head(&mut buf, false).expect("whole head");
+        assert_eq!(head.expect("parses").status, StatusCode::OK);
+        assert_eq!(&raw[..], b"Content-Type: text/plain\r\n\r\n");
+        assert_eq!(&buf[..], b"body");
+
+        let mut nph = BytesMut::from(&b"HTTP/1.1 201 Made\nX: y\n\nrest"[..]);
+        let (head, _) = take_head(&mut nph, true).expect("whole head");
+        assert_eq!(head.expect("parses").status, StatusCode::CREATED);
+
+        let mut endless = BytesMut::from(&vec![b'a'; MAX_HEAD_BYTES + 1][..]);
+        let (head, _) = take_head(&mut endless, false).expect("too large");
+        assert!(matches!(head, Err(HeadError::TooLarge)));
+    }
 
     #[test]
     fn head_end_is_the_first_blank_line() {

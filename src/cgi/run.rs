@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Job;
 use super::exec::Rlimit;
-use super::response::{self, Head, Kind, MAX_HEAD_BYTES};
+use super::response::{self, Head, Kind};
 use super::spawn::{self, Exit, Input, Process};
 use super::stderr::{self, Tail};
 use crate::backend::{Reply, RequestLine, Runner, Stop};
@@ -269,18 +269,8 @@ impl Run {
             Deadline::Total
         };
         loop {
-            if let Some(end) = response::find_head_end(buf) {
-                let raw = buf.split_to(end).freeze();
-                let head = &raw[..raw.len() - 1];
-                let parsed = if self.is_nph {
-                    response::parse_nph(head)
-                } else {
-                    response::parse(head)
-                };
+            if let Some((parsed, raw)) = response::take_head(buf, self.is_nph) {
                 return Ok(parsed.map(|head| (head, raw)));
-            }
-            if buf.len() > MAX_HEAD_BYTES {
-                return Ok(Err(response::HeadError::TooLarge));
             }
             buf.reserve(HEAD_CHUNK);
             tokio::select! {

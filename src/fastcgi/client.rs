@@ -1,64 +1,19 @@
-//! The FastCGI backend: a pool per mount and the requests in flight, and one request's
-//! job, its meta-variables encoded as FCGI_PARAMS. Each request is sent (`send`) and read
+//! The FastCGI backend: a pool per mount and the requests in flight. Each request is sent (`send`) and read
 //! (`exchange`) in full duplex over a connection from its mount's pool: the body is
 //! written as FCGI_STDIN while FCGI_STDOUT is read, so an app that answers as it reads
 //! never deadlocks. Requests are sent with FCGI_KEEP_CONN, and a connection that ends its
 //! request cleanly goes back to the pool.
 
 use std::collections::HashMap;
-use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use super::exchange::Exchange;
-use super::params;
+use super::job::Job;
 use super::pool::{Endpoint, Pool};
-use crate::backend::{Outcome, Owners, Request, reply_channel};
+use crate::backend::{Outcome, Owners, reply_channel};
 use crate::config::{Config, FastcgiMount};
 use crate::error::Error;
-use crate::router;
-
-/// One request for a FastCGI application.
-pub struct Job {
-    /// The mount, which names the pool.
-    pub mount: String,
-    pub read_timeout: Duration,
-    /// A launched app's `request_timeout`: past it the worker is stuck and replaced.
-    pub request_timeout: Option<Duration>,
-    /// The FCGI_PARAMS stream's content: meta-variables, then the mount's extra params.
-    pub params: Bytes,
-    pub request: Request,
-}
-
-impl Job {
-    /// The request for the app the router found, its meta-variables encoded once, here,
-    /// as FCGI_PARAMS name-value pairs (§3.4), then the mount's extra params.
-    pub fn new(app: &router::FastcgiMatch<'_>, request: Request) -> Result<Job, Error> {
-        let mount = app.mount;
-        let pairs = request
-            .meta
-            .iter()
-            .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
-            .chain(
-                mount
-                    .params
-                    .iter()
-                    .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
-            );
-        let params = params::encode_pairs(pairs)
-            .map_err(|_| Error::HeadersTooLarge)?
-            .freeze();
-        Ok(Job {
-            mount: mount.mount.clone(),
-            read_timeout: mount.read_timeout,
-            request_timeout: mount.launch.as_ref().and_then(|l| l.request_timeout),
-            params,
-            request,
-        })
-    }
-}
 
 /// The FastCGI backend: a pool per mount and the owners of all requests in flight.
 pub struct FastCgi {

@@ -24,8 +24,8 @@ use tokio::time::sleep_until;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::client::Job;
 use super::conn::{Conn, Reader, Writer};
+use super::job::Job;
 use super::mux::{Queue, Ticket};
 use super::pool::{Endpoint, Lease, Link};
 use super::record::{self, Kind, Record, RecordCodec, RecordError};
@@ -422,13 +422,12 @@ impl Exchange {
             match Kind::from_u8(record.kind) {
                 Some(Kind::Stdout) if self.head_tx.is_some() && self.ready.is_none() => {
                     self.head_buf.extend_from_slice(&record.content);
-                    if let Some(end) = response::find_head_end(&self.head_buf) {
-                        let raw = self.head_buf.split_to(end);
+                    if let Some((parsed, _)) = response::take_head(&mut self.head_buf, false) {
                         let first = self.head_buf.split().freeze();
                         let Some(tx) = self.head_tx.take() else {
                             continue;
                         };
-                        match response::parse(&raw[..raw.len() - 1]) {
+                        match parsed {
                             Ok(head) if head.kind == HeadKind::LocalRedirect => {
                                 self.status = Some(head.status);
                                 let location = head.location.unwrap_or_default();
@@ -458,9 +457,6 @@ impl Exchange {
                                 return Pumped::Ended(closed());
                             }
                         }
-                    } else if self.head_buf.len() > response::MAX_HEAD_BYTES {
-                        self.failed = Some(response::HeadError::TooLarge.into());
-                        return Pumped::Ended(closed());
                     }
                 }
                 Some(Kind::Stdout) => {

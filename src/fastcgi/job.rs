@@ -1,0 +1,52 @@
+//! One request for a FastCGI application, as the backend takes it: the mount that names
+//! its pool, its deadlines, and the meta-variables encoded once as FCGI_PARAMS.
+
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::params;
+use crate::backend::Request;
+use crate::error::Error;
+use crate::router;
+
+/// One request for a FastCGI application.
+pub struct Job {
+    /// The mount, which names the pool.
+    pub mount: String,
+    pub read_timeout: Duration,
+    /// A launched app's `request_timeout`: past it the worker is stuck and replaced.
+    pub request_timeout: Option<Duration>,
+    /// The FCGI_PARAMS stream's content: meta-variables, then the mount's extra params.
+    pub params: Bytes,
+    pub request: Request,
+}
+
+impl Job {
+    /// The request for the app the router found, its meta-variables encoded once, here,
+    /// as FCGI_PARAMS name-value pairs (§3.4), then the mount's extra params.
+    pub fn new(app: &router::FastcgiMatch<'_>, request: Request) -> Result<Job, Error> {
+        let mount = app.mount;
+        let pairs = request
+            .meta
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()))
+            .chain(
+                mount
+                    .params
+                    .iter()
+                    .map(|(n, v)| (n.as_bytes(), v.as_bytes())),
+            );
+        let params = params::encode_pairs(pairs)
+            .map_err(|_| Error::HeadersTooLarge)?
+            .freeze();
+        Ok(Job {
+            mount: mount.mount.clone(),
+            read_timeout: mount.read_timeout,
+            request_timeout: mount.launch.as_ref().and_then(|l| l.request_timeout),
+            params,
+            request,
+        })
+    }
+}
