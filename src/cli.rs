@@ -146,8 +146,12 @@ pub struct ExplainArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Send this as the request body (a form, unless -H gives a Content-Type).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "data_file")]
     pub data: Option<String>,
+    /// Send the file's bytes as the request body, like --data (for bodies too large for
+    /// a command line).
+    #[arg(long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
     /// An extra request header, `Name: value`; repeat for more.
     #[arg(short = 'H', long = "header", value_name = "HEADER")]
     pub headers: Vec<String>,

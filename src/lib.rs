@@ -6,11 +6,11 @@
 //!
 //! # Layout (reading order)
 //!
-//! - [`cli`], [`config`]: command line and TOML merged into one validated `Config`;
-//!   `config::fastcgi` reads the `[[fastcgi]]` mounts and their `launch` tables,
-//!   `config::wsgi` the `[[wsgi]]` mounts (launched FastCGI workers running
-//!   `python/portico_wsgi.py`, the WSGI adapter built into the binary).
-//! - [`server`]: accepting connections, hyper, graceful shutdown; [`connection`]: the socket,
+//! - [`cli`], [`config`]: command line and TOML merged into one validated `Config`, one
+//!   file per table (`config::limits`, `config::cgi`, `config::fastcgi` with its `launch`
+//!   tables, ...); `config::source` puts file, line and key on every error.
+//! - [`server`]: accepting connections, hyper, graceful shutdown (`server::Local`: the same
+//!   server in-process, for `bench` and `explain`); [`connection`]: the socket,
 //!   which an NPH script may take over, and its lingering close (RFC 9112 §9.6).
 //! - [`gateway`]: the service: route, run, errors to responses, access log;
 //!   [`access_log`]: the Common/Combined Log Format file.
@@ -28,6 +28,9 @@
 //!   for apps that multiplex ([`fastcgi::mux`]), one request over them ([`fastcgi::client`]).
 //! - [`supervisor`]: the launcher: worker processes on sockets of their own, restarted,
 //!   recycled, scaled and stopped by one task; `supervisor::worker` owns one process.
+//! - [`wsgi`]: WSGI callables served by launched FastCGI workers running the adapter
+//!   built into the binary (`src/wsgi/portico_wsgi.py`); `wsgi::mount` turns a `[[wsgi]]`
+//!   table into that FastCGI mount.
 //! - [`status`]: the operators' status page.
 //! - [`explain`]: `portico explain`: one request shown as CGI, FastCGI and WSGI.
 //! - [`bench`]: `portico bench`: the load generator ([`bench::load`]), the report and its
@@ -54,3 +57,4 @@ pub mod router;
 pub mod server;
 pub mod status;
 pub mod supervisor;
+pub mod wsgi;

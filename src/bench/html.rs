@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use super::report::{Report, TargetReport};
-use crate::status::escape;
+use html_escape::encode_text as escape;
 
 const WIDTH: f64 = 760.0;
 const LABEL: f64 = 190.0;

@@ -18,8 +18,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::net::TcpListener;
-
 use crate::cli::{BenchArgs, ServeArgs};
 use crate::config::{self, Config};
 use load::Load;
@@ -244,14 +242,15 @@ fn parse_url(url: &str) -> Result<(SocketAddr, String), BenchError> {
     Ok((addr, authority.to_owned()))
 }
 
-/// The server under load (also `portico explain`'s in-process Portico).
-pub(crate) enum Server {
+/// The server under load.
+enum Server {
+    /// Portico's own server, in a runtime of its own that runs beside the generator's
+    /// threads, as `serve` would.
     InProcess {
-        addr: SocketAddr,
+        local: crate::server::Local,
+        runtime: tokio::runtime::Runtime,
         config: Arc<Config>,
         config_path: String,
-        stop: tokio::sync::oneshot::Sender<()>,
-        thread: std::thread::JoinHandle<()>,
     },
     External((SocketAddr, String), String),
 }
@@ -260,7 +259,6 @@ pub(crate) enum Server {
 struct Snapshot {
     process_cpu: Option<f64>,
     children_cpu: Option<f64>,
-    spawns: Option<u64>,
     peak_rss_kib: Option<u64>,
 }
 
@@ -271,18 +269,16 @@ impl Snapshot {
             gateway_cpu_seconds: diff(self.process_cpu, after.process_cpu)
                 .map(|cpu| (cpu - load_cpu.as_secs_f64()).max(0.0)),
             scripts_cpu_seconds: diff(self.children_cpu, after.children_cpu),
-            spawns: after.spawns.zip(self.spawns).map(|(a, b)| a - b),
             peak_rss_kib: after.peak_rss_kib,
         }
     }
 }
 
 impl Server {
-    /// Portico on 127.0.0.1:0 in a thread with its own runtime, like `serve`.
-    pub(crate) fn start(config_path: Option<PathBuf>) -> Result<Server, BenchError> {
+    /// Portico on 127.0.0.1:0, with as many runtime threads as the config gives `serve`.
+    fn start(config_path: Option<PathBuf>) -> Result<Server, BenchError> {
         let args = ServeArgs {
             config: config_path,
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             ..ServeArgs::default()
         };
         let config: Arc<Config> = Arc::new(config::load(&args)?);
@@ -296,41 +292,20 @@ impl Server {
             .thread_name("portico")
             .enable_all()
             .build()?;
-        let listener = runtime.block_on(TcpListener::bind(config.listen[0]))?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server_config = config.clone();
-        let thread = std::thread::Builder::new()
-            .name("portico-server".into())
-            .spawn(move || {
-                let config = server_config;
-                let shutdown = async {
-                    let _ = stopped.await;
-                };
-                let (_reload_tx, reloads) = tokio::sync::mpsc::channel(1);
-                if let Err(error) = runtime.block_on(crate::server::run(
-                    config,
-                    vec![listener],
-                    shutdown,
-                    reloads,
-                )) {
-                    eprintln!("error: the in-process server failed: {error}");
-                }
-            })?;
+        let local = runtime.block_on(crate::server::Local::start(config.clone()))?;
         // Launched workers start in the background; give them a moment to accept.
         std::thread::sleep(Duration::from_millis(200));
         Ok(Server::InProcess {
-            addr,
+            local,
+            runtime,
             config,
             config_path,
-            stop,
-            thread,
         })
     }
 
-    pub(crate) fn addr(&self) -> (SocketAddr, String) {
+    fn addr(&self) -> (SocketAddr, String) {
         match self {
-            Server::InProcess { addr, .. } => (*addr, addr.to_string()),
+            Server::InProcess { local, .. } => (local.addr(), local.addr().to_string()),
             Server::External((addr, host), _) => (*addr, host.clone()),
         }
     }
@@ -393,22 +368,21 @@ impl Server {
             Server::InProcess { .. } => Snapshot {
                 process_cpu: Some(rusage_seconds(libc::RUSAGE_SELF)),
                 children_cpu: Some(rusage_seconds(libc::RUSAGE_CHILDREN) + live_children_cpu()),
-                spawns: Some(crate::cgi::spawn::spawned()),
                 peak_rss_kib: peak_rss_kib(),
             },
             Server::External(..) => Snapshot {
                 process_cpu: None,
                 children_cpu: None,
-                spawns: None,
                 peak_rss_kib: None,
             },
         }
     }
 
-    pub(crate) fn stop(self) {
-        if let Server::InProcess { stop, thread, .. } = self {
-            let _ = stop.send(());
-            let _ = thread.join();
+    fn stop(self) {
+        if let Server::InProcess { local, runtime, .. } = self
+            && let Err(error) = runtime.block_on(local.shutdown())
+        {
+            eprintln!("error: the in-process server failed: {error}");
         }
     }
 }
@@ -479,18 +453,15 @@ mod tests {
         let before = Snapshot {
             process_cpu: Some(1.0),
             children_cpu: Some(2.0),
-            spawns: Some(10),
             peak_rss_kib: Some(100),
         };
         let after = Snapshot {
             process_cpu: Some(4.0),
             children_cpu: Some(2.5),
-            spawns: Some(30),
             peak_rss_kib: Some(120),
         };
         let costs = before.delta(&after, Duration::from_secs(1));
         assert_eq!(costs.gateway_cpu_seconds, Some(2.0));
         assert_eq!(costs.scripts_cpu_seconds, Some(0.5));
-        assert_eq!(costs.spawns, Some(20));
     }
 }

@@ -61,7 +61,8 @@ pub struct TargetReport {
     pub gateway_cpu_ms_per_request: Option<f64>,
     /// CPU of the scripts and workers Portico ran, per request, in ms.
     pub scripts_cpu_ms_per_request: Option<f64>,
-    /// CGI scripts started per second.
+    /// CGI scripts started per second: one per CGI answer that is not an error (an error
+    /// may be Portico's own, from before any script ran); none for FastCGI.
     pub spawns_per_second: Option<f64>,
     /// The load generator's own CPU per request, in ms.
     pub load_cpu_ms_per_request: f64,
@@ -79,11 +80,10 @@ pub struct Latency {
     pub max: f64,
 }
 
-/// CPU and spawn figures measured around a run (None where they cannot be known).
+/// CPU and memory measured around a run (None where they cannot be known).
 pub struct Costs {
     pub gateway_cpu_seconds: Option<f64>,
     pub scripts_cpu_seconds: Option<f64>,
-    pub spawns: Option<u64>,
     pub peak_rss_kib: Option<u64>,
 }
 
@@ -93,7 +93,6 @@ impl Costs {
         let add = |a: Option<f64>, b: Option<f64>| Some(a? + b?);
         self.gateway_cpu_seconds = add(self.gateway_cpu_seconds, other.gateway_cpu_seconds);
         self.scripts_cpu_seconds = add(self.scripts_cpu_seconds, other.scripts_cpu_seconds);
-        self.spawns = self.spawns.zip(other.spawns).map(|(a, b)| a + b);
         self.peak_rss_kib = self.peak_rss_kib.max(other.peak_rss_kib);
     }
 }
@@ -135,6 +134,14 @@ impl TargetReport {
         let per_request = |cpu: f64| cpu * 1000.0 / outcome.requests.max(1) as f64;
         let ms = |q: f64| outcome.latency.value_at_quantile(q) as f64 / 1000.0;
         let attempts = outcome.requests + outcome.errors.total() - outcome.errors.status;
+        // CGI starts one script per request it answers, FastCGI none: the generator's own
+        // count says it, without a counter inside the server. (A local redirect starts two
+        // scripts for one answer; the hello targets have none.)
+        let spawns = match mode {
+            Some("cgi") => Some(outcome.requests.saturating_sub(outcome.errors.status)),
+            Some(_) => Some(0),
+            None => None,
+        };
         TargetReport {
             target: target.to_owned(),
             mode,
@@ -157,7 +164,7 @@ impl TargetReport {
             bytes: outcome.bytes,
             gateway_cpu_ms_per_request: costs.gateway_cpu_seconds.map(per_request),
             scripts_cpu_ms_per_request: costs.scripts_cpu_seconds.map(per_request),
-            spawns_per_second: costs.spawns.map(|n| n as f64 / seconds),
+            spawns_per_second: spawns.map(|n| n as f64 / seconds),
             load_cpu_ms_per_request: per_request(outcome.cpu.as_secs_f64()),
             peak_rss_kib: costs.peak_rss_kib,
         }

@@ -202,7 +202,7 @@ impl Run {
                 },
             };
             let _ = head_tx.send(reply);
-            (self.pipe_body(&mut buf, None).await.0, 0)
+            (self.pipe_body(&mut buf, None, None).await.0, 0)
         } else {
             let ended = if self.is_nph {
                 None
@@ -220,6 +220,7 @@ impl Run {
             }
             let first = buf.split().freeze();
             let sent_first = first.len() as u64;
+            let owed = declared_length(&head).map(|length| length.saturating_sub(sent_first));
             let reply = Reply::Head {
                 head,
                 raw_head,
@@ -231,7 +232,7 @@ impl Run {
             } else if let Some(stop) = ended {
                 (stop, sent_first)
             } else {
-                let (stop, bytes) = self.pipe_body(&mut buf, Some(&body_tx)).await;
+                let (stop, bytes) = self.pipe_body(&mut buf, Some(&body_tx), owed).await;
                 (stop, bytes + sent_first)
             }
         };
@@ -306,10 +307,16 @@ impl Run {
 
     /// Copies stdout to the client (or drains it when `body_tx` is `None`) until EOF,
     /// a deadline, a client gone or shutdown.
+    ///
+    /// `owed` is what is left of the Content-Length the script declared: once the client
+    /// has it all, hyper has ended the response and lets go of the body, which is then no
+    /// client gone but a script still on its way out. Its output is drained to its end
+    /// (within the deadlines) rather than the script killed.
     async fn pipe_body(
         &mut self,
         buf: &mut BytesMut,
-        body_tx: Option<&mpsc::Sender<io::Result<Bytes>>>,
+        mut body_tx: Option<&mpsc::Sender<io::Result<Bytes>>>,
+        mut owed: Option<u64>,
     ) -> (Stop, u64) {
         let mut sent = 0;
         // Small reads until the script shows it has a lot to say.
@@ -341,26 +348,35 @@ impl Run {
                             // until the total deadline.
                             tokio::select! {
                                 sent_ok = tx.send(Ok(buf.split().freeze())) => if sent_ok.is_err() {
+                                    if owed == Some(0) {
+                                        body_tx = None;
+                                        continue;
+                                    }
                                     break Stop::ClientGone;
                                 },
                                 _ = sleep_until(self.total_deadline) => break Stop::Deadline(Deadline::Total),
                                 _ = self.kill_all.cancelled() => break Stop::Shutdown,
                             }
                             sent += n as u64;
+                            owed = owed.map(|o| o.saturating_sub(n as u64));
                         }
                     }
                     Err(e) => break Stop::Broken(format!("reading stdout: {e}")),
                 },
                 _ = sleep_until(deadline) => break Stop::Deadline(which),
-                _ = client_gone => break Stop::ClientGone,
+                _ = client_gone => {
+                    if owed == Some(0) {
+                        body_tx = None;
+                        continue;
+                    }
+                    break Stop::ClientGone;
+                }
                 _ = self.kill_all.cancelled() => break Stop::Shutdown,
             }
         };
         (stop, sent)
     }
 
-    /// Ends the process: waits for a script that finished its output to exit (within the
-    /// total deadline), and ends the whole group otherwise.
     /// Reaps the script if it exits within `EXIT_SETTLE` of the end of its stdout; the
     /// signal that killed it, if one did.
     async fn settle(&mut self) -> Option<i32> {
@@ -381,6 +397,8 @@ impl Run {
         }
     }
 
+    /// Ends the process: waits for a script that finished its output to exit (within the
+    /// total deadline), and ends the whole group otherwise.
     async fn end(&mut self, stop: &Stop) -> io::Result<Exit> {
         if let Some(pump) = self.stdin_pump.take() {
             pump.abort();
@@ -444,6 +462,17 @@ impl Run {
             failure,
         );
     }
+}
+
+/// The Content-Length the script declared, which hyper holds the response to.
+fn declared_length(head: &Head) -> Option<u64> {
+    head.headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// How one run went, for its log line.

@@ -74,13 +74,6 @@ pub struct Process {
     pub stderr: Option<pipe::Receiver>,
 }
 
-/// Scripts started since Portico started (for `portico bench`'s spawns per second).
-static SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-pub fn spawned() -> u64 {
-    SPAWNED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 impl Process {
     /// Starts `argv` in `cwd` with exactly `env`, in a process group of its own, under
     /// `rlimits`. `argv[0]` is an absolute path: no PATH search happens here.
@@ -143,7 +136,6 @@ impl Process {
             }
             None => exec::spawn(&plan),
         }?;
-        SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // The child's ends close here, so EOF on stdout means the script (and its
         // children) closed theirs.
         drop((child_stdin, stdout_write, stderr_write));

@@ -1,5 +1,8 @@
 //! `[[fastcgi]]` mounts: which FastCGI application answers a URL prefix, where it listens
 //! (upstreams Portico does not own, or workers it launches) and how requests reach it.
+//! `[[wsgi]]` mounts (`crate::wsgi::mount`) become such mounts through the same `launch`.
+//!
+//! Speaking FastCGI is `crate::fastcgi`'s; running the workers is `crate::supervisor`'s.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -10,7 +13,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{ConfigError, Limits, Validator, find_on_path};
+use super::auth::RawAuth;
+use super::limits::Limits;
+use super::source::{ConfigError, Validator};
+use super::value::{find_on_path, normalize_mount};
 
 /// A URL prefix answered by a FastCGI application.
 #[derive(Debug, Clone)]
@@ -122,7 +128,7 @@ pub(super) struct RawFastcgi {
     split_path_info: Option<Spanned<String>>,
     #[serde(default)]
     params: BTreeMap<String, String>,
-    auth: Option<super::RawAuth>,
+    auth: Option<RawAuth>,
     #[serde(default)]
     pass_authorization: bool,
     connect_timeout_seconds: Option<Spanned<f64>>,
@@ -131,25 +137,25 @@ pub(super) struct RawFastcgi {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct RawLaunch {
-    pub(super) command: Spanned<Vec<String>>,
-    pub(super) workers: Option<Spanned<usize>>,
-    pub(super) min_workers: Option<Spanned<usize>>,
-    pub(super) max_workers: Option<Spanned<usize>>,
-    pub(super) idle_timeout_seconds: Option<Spanned<f64>>,
-    pub(super) max_requests: Option<Spanned<u64>>,
-    pub(super) max_requests_jitter: Option<u64>,
-    pub(super) max_memory_mb: Option<Spanned<u64>>,
-    pub(super) request_timeout_seconds: Option<Spanned<f64>>,
-    pub(super) socket: Option<LaunchSocket>,
-    pub(super) start_retries: Option<Spanned<u32>>,
+pub(crate) struct RawLaunch {
+    pub(crate) command: Spanned<Vec<String>>,
+    pub(crate) workers: Option<Spanned<usize>>,
+    pub(crate) min_workers: Option<Spanned<usize>>,
+    pub(crate) max_workers: Option<Spanned<usize>>,
+    pub(crate) idle_timeout_seconds: Option<Spanned<f64>>,
+    pub(crate) max_requests: Option<Spanned<u64>>,
+    pub(crate) max_requests_jitter: Option<u64>,
+    pub(crate) max_memory_mb: Option<Spanned<u64>>,
+    pub(crate) request_timeout_seconds: Option<Spanned<f64>>,
+    pub(crate) socket: Option<LaunchSocket>,
+    pub(crate) start_retries: Option<Spanned<u32>>,
     #[serde(default)]
-    pub(super) env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
 }
 
 impl Validator<'_> {
     pub(super) fn fastcgi_mount(&self, raw: &RawFastcgi) -> Result<FastcgiMount, ConfigError> {
-        let mount = super::normalize_mount(raw.mount.get_ref())
+        let mount = normalize_mount(raw.mount.get_ref())
             .map_err(|m| self.spanned_error(raw.mount.span(), m))?;
         let mut upstreams = Vec::new();
         for spec in raw.upstream.iter().chain(&raw.upstreams) {
@@ -242,7 +248,7 @@ impl Validator<'_> {
         ))
     }
 
-    pub(super) fn launch(&self, raw: &Spanned<RawLaunch>) -> Result<Launch, ConfigError> {
+    pub(crate) fn launch(&self, raw: &Spanned<RawLaunch>) -> Result<Launch, ConfigError> {
         let span = raw.span();
         let raw = raw.get_ref();
         let mut command: Vec<OsString> = raw.command.get_ref().iter().map(Into::into).collect();

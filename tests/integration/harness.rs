@@ -442,6 +442,15 @@ pub fn processes_with_arg(marker: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Panics unless a process carrying `marker` shows up within `timeout`, which proves a
+/// later check for survivors can see it at all.
+pub fn assert_process_with_arg_runs(marker: &str, timeout: Duration) {
+    assert!(
+        wait_until(timeout, || !processes_with_arg(marker).is_empty()),
+        "no process with argument {marker} within {timeout:?}"
+    );
+}
+
 /// Panics unless no process carrying `marker` survives `timeout`; survivors are killed first.
 pub fn assert_no_process_with_arg(marker: &str, timeout: Duration, log: &str) {
     if wait_until(timeout, || processes_with_arg(marker).is_empty()) {
@@ -546,7 +555,6 @@ impl Fixture {
         self.root().join(rel)
     }
 
-    /// An executable script at `cgi-bin/name`.
     /// `/cgi-bin/slow`: touches the returned file when it starts, then answers after `seconds`.
     pub fn slow_script(&self, seconds: &str) -> PathBuf {
         let started = self.path("started");
@@ -561,6 +569,24 @@ impl Fixture {
         started
     }
 
+    /// `cgi-bin/name` from `template` (`scripts::SILENT_WITH_CHILD` and the like), its
+    /// background child marked with a fresh marker. Returns the marker, and the file the
+    /// script touches once that child is started.
+    pub fn script_with_child(&self, name: &str, template: &str) -> (String, PathBuf) {
+        let marker = unique(name);
+        let started = self.path(&format!("{name}.started"));
+        let body = crate::scripts::fill(
+            template,
+            &[
+                ("MARKER", &marker),
+                ("STARTED", &started.display().to_string()),
+            ],
+        );
+        self.script(name, &body);
+        (marker, started)
+    }
+
+    /// An executable script at `cgi-bin/name`.
     pub fn script(&self, name: &str, body: &str) -> PathBuf {
         write_script(&self.cgi_dir(), name, body)
     }

@@ -7,14 +7,27 @@
 //! Layout:
 //! - `harness`: starting and stopping Portico, its log, fixture directories, processes.
 //! - `http`: a raw HTTP/1.x client that sends bytes exactly as written.
-//! - `scripts`: the small CGI scripts several modules share.
-//! - `protocol`: the request side of RFC 3875 (meta-variables, environment, argv).
+//! - `scripts`: the small CGI scripts several modules share, and readers of what `ENV` prints.
+//! - `meta_variables`: the request side of RFC 3875 §4.1: the request line, server and
+//!   client, SCRIPT_NAME and PATH_INFO, CONTENT_LENGTH and CONTENT_TYPE, the body on stdin.
+//! - `header_variables`: header fields as `HTTP_*` variables, and those never passed.
+//! - `document_root`: DOCUMENT_ROOT and PATH_TRANSLATED, from the config, a flag or the
+//!   current directory.
+//! - `environment`: the rest of a script's environment (`[env]`, PATH, nothing leaked),
+//!   argv, and interpreters.
 //! - `responses`: the response side (document, Status, redirects, NPH, framing).
 //! - `examples`: the repository's `cgi-bin/` examples (sh, Perl, Python, C) as documented.
 //! - `languages`: inline C, Perl and Python scripts, and configured interpreters.
 //! - `privileges`: `user` and `group`, the user Portico serves as once its sockets are bound.
 //! - `rlimits`: the CPU time and address-space limits scripts start under.
-//! - `robustness`: limits, deadlines, concurrency, disconnects, shutdown, child reaping.
+//! - `streaming`: large bodies both ways without deadlock, buffering or memory growth.
+//! - `limits`: body and header section sizes (413, 431).
+//! - `script_failures`: scripts missing (404), not executable (403), crashing or writing
+//!   a bad head (502).
+//! - `deadlines`: the head, idle and total deadlines (504, cut bodies) and the kill grace.
+//! - `concurrency`: the concurrency limit and its queue (503), and bursts leaving no zombie.
+//! - `clients`: slow header senders, clients that vanish or stop reading.
+//! - `shutdown`: SIGTERM and SIGINT: draining, the shutdown timeout, exit 0.
 //! - `lingering`: closing without resetting the response (RFC 9112 §9.6), and its bounds.
 //! - `script_mount`: a mount of one script (cgit, gitweb), the rest of the path PATH_INFO.
 //! - `traversal`: path resolution and every way of trying to leave the mount.
@@ -29,6 +42,9 @@
 //!   environment's interpreter.
 //! - `wsgi_conformance`: PEP 3333, checked by `wsgiref.validate` around an app.
 //! - `django`: a real Django project, made at test time, under a `[[wsgi]]` mount.
+//! - `fastcgi`: FastCGI mounts to an application Portico does not run: params, full-duplex
+//!   body, stdout through the CGI head parser, stderr to the log.
+//! - `php`: php-fpm behind a `[[fastcgi]]` mount and php-cgi as a CGI interpreter.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
 //! - `fcgi_examples`: the repository's FastCGI hello examples (C, Python, Perl), launched
 //!   and as plain CGI, and the default `conf/portico.toml`.
@@ -40,28 +56,37 @@
 mod access_log;
 mod auth;
 mod bench;
+mod clients;
+mod concurrency;
 mod config;
+mod deadlines;
 mod django;
 mod docs;
+mod document_root;
+mod environment;
 mod examples;
 mod explain;
 mod fastcgi;
 mod faults;
 mod fcgi_examples;
 mod harness;
+mod header_variables;
 mod http;
 mod languages;
 mod launch;
+mod limits;
 mod lingering;
 mod logging;
+mod meta_variables;
 mod php;
 mod privileges;
-mod protocol;
 mod responses;
 mod rlimits;
-mod robustness;
+mod script_failures;
 mod script_mount;
 mod scripts;
+mod shutdown;
+mod streaming;
 mod traversal;
 mod upstreams;
 mod wsgi;

@@ -1,7 +1,7 @@
 //! The response side of RFC 3875 §6: document, `Status`, local and client redirects,
 //! repeated headers, NPH scripts, HEAD, and how the body is framed on the wire
 //! (Content-Length kept, chunked for HTTP/1.1, close-delimited for HTTP/1.0), with
-//! keep-alive. Bad script output (502) is `robustness.rs`.
+//! keep-alive. Bad script output (502) is `script_failures.rs`.
 
 use std::fs;
 
@@ -439,4 +439,32 @@ fn a_script_killed_by_a_signal_never_gets_a_complete_looking_response() {
         "{}",
         portico.log()
     );
+}
+
+/// A script that declares its Content-Length and is still on its way out once the client
+/// has it all is not "client gone": it is left to finish, not killed.
+#[test]
+fn a_script_still_exiting_after_its_declared_length_was_delivered_is_left_to_finish() {
+    let fx = Fixture::new();
+    let marker = fx.path("finished");
+    fx.script(
+        "lingers",
+        &format!(
+            "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\nContent-Length: 3\\r\\n\\r\\nabc'\nsleep 0.3\ntouch '{}'\n",
+            marker.display()
+        ),
+    );
+    let portico = fx.serve(&[]);
+    for _ in 0..3 {
+        let _ = std::fs::remove_file(&marker);
+        let response = portico.get("/cgi-bin/lingers");
+        assert_eq!((response.status, response.text().as_str()), (200, "abc"));
+        crate::harness::wait_for_file(&marker, std::time::Duration::from_secs(5));
+    }
+    let line = portico.wait_for_log_line(
+        &["path=/cgi-bin/lingers", "exit=0"],
+        std::time::Duration::from_secs(5),
+    );
+    assert!(!line.contains("client gone"), "{line}");
+    assert!(!portico.log().contains("signal 15"), "{}", portico.log());
 }

@@ -1,9 +1,12 @@
-//! CGI scripts shared by several test modules, and the parser for what `ENV` prints.
+//! CGI scripts shared by several test modules, and the readers of what `ENV` prints.
 //!
 //! Scripts that only one test needs are written inline in that test, next to its
 //! assertions. Placeholders like `@MARKER@` are replaced by the test before writing.
 
 use std::collections::BTreeMap;
+
+use crate::harness::{Fixture, Portico};
+use crate::http::Request;
 
 /// Prints the environment it was given, one `NAME=value` per line (dash adds `PWD`).
 pub const ENV: &str = r#"#!/bin/sh
@@ -81,4 +84,54 @@ pub fn parse_env(body: &str) -> BTreeMap<String, String> {
         .filter_map(|line| line.split_once('='))
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect()
+}
+
+/// Quick mode serving `ENV` at `/cgi-bin/env`.
+pub fn serve_env() -> (Fixture, Portico) {
+    let fx = Fixture::new();
+    fx.script("env", ENV);
+    let portico = fx.serve(&[]);
+    (fx, portico)
+}
+
+/// The environment an `ENV` script printed for `request`, which must be answered 200.
+pub fn env_for(portico: &Portico, request: &Request) -> BTreeMap<String, String> {
+    let response = portico.send(request);
+    assert_eq!(
+        response.status,
+        200,
+        "env script answered {} {:?}; log:\n{}",
+        response.status,
+        response.text(),
+        portico.log()
+    );
+    parse_env(&response.text())
+}
+
+/// Variable `name` of an environment from `parse_env`, None when unset.
+pub fn var<'a>(env: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
+    env.get(name).map(String::as_str)
+}
+
+/// A request to an `ENV` script and the variables it must see: `Some(value)` set to
+/// exactly that, `None` unset.
+pub type EnvCase<'a> = (&'a str, Request, &'a [(&'a str, Option<&'a str>)]);
+
+/// Sends each case's request in turn and checks its variables; a failure names its case.
+#[track_caller]
+pub fn assert_env_cases(portico: &Portico, cases: &[EnvCase<'_>]) {
+    for (case, request, expected) in cases {
+        let response = portico.send(request);
+        assert_eq!(
+            response.status,
+            200,
+            "{case}: {:?}; log:\n{}",
+            response.text(),
+            portico.log()
+        );
+        let env = parse_env(&response.text());
+        for (name, value) in *expected {
+            assert_eq!(var(&env, name), *value, "{case}: {name} in {env:?}");
+        }
+    }
 }

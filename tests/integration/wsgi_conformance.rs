@@ -1,4 +1,4 @@
-//! PEP 3333 conformance of Portico's WSGI adapter (`python/portico_wsgi.py`).
+//! PEP 3333 conformance of Portico's WSGI adapter (`src/wsgi/portico_wsgi.py`).
 //!
 //! The app, `tests/fixtures/wsgi_conformance.py`, is wrapped in `wsgiref.validate`, which
 //! checks the environ, start_response, write(), wsgi.input, the iterable and its close()

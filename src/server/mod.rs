@@ -2,6 +2,11 @@
 //! bounds on header size and header read time, graceful shutdown, and closing each
 //! connection without resetting its last response (`connection::Closer`). Takes listeners
 //! that are already bound, so tests and `main` choose the addresses.
+//!
+//! [`Local`] is the same server inside another program (`portico bench`, `portico
+//! explain`): on 127.0.0.1:0 in the caller's runtime, stopped by its handle.
+
+mod local;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +27,8 @@ use crate::config::Config;
 use crate::connection::{Connection, Lingering};
 use crate::gateway::{Gateway, Peer};
 
+pub use local::Local;
+
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
 /// for up to `shutdown_timeout`, ends the scripts still running and returns.
 ///
@@ -32,9 +39,23 @@ pub async fn run(
     config: Arc<Config>,
     listeners: Vec<TcpListener>,
     shutdown: impl Future<Output = ()>,
-    mut reloads: mpsc::Receiver<Arc<Config>>,
+    reloads: mpsc::Receiver<Arc<Config>>,
 ) -> std::io::Result<()> {
-    let gateway = Arc::new(ArcSwap::from_pointee(Gateway::new(config.clone())?));
+    let gateway = Gateway::new(config.clone())?;
+    serve(config, gateway, listeners, shutdown, reloads).await;
+    Ok(())
+}
+
+/// `run` once the gateway exists: a gateway that cannot start (an access log that does not
+/// open, workers that cannot be launched) is an error before anything is served.
+async fn serve(
+    config: Arc<Config>,
+    gateway: Gateway,
+    listeners: Vec<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+    mut reloads: mpsc::Receiver<Arc<Config>>,
+) {
+    let gateway = Arc::new(ArcSwap::from_pointee(gateway));
     let retiring = TaskTracker::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -158,7 +179,6 @@ pub async fn run(
     retiring.close();
     retiring.wait().await;
     gateway.load().kill_all_and_wait().await;
-    Ok(())
 }
 
 /// Lets a replaced gateway's requests finish (up to `timeout`), then stops it and its workers.

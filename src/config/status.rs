@@ -1,0 +1,58 @@
+//! `[status]`: whether the operators' status page is on, the path it answers at and
+//! who may see it.
+//!
+//! The page itself is `crate::status`'s.
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::source::{ConfigError, Validator};
+use super::value::normalize_mount;
+
+/// Where the status page answers and who may see it.
+#[derive(Debug, Clone)]
+pub struct StatusPage {
+    pub path: String,
+    /// Off by default: only clients on the loopback interface see it.
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawStatus {
+    #[serde(default)]
+    enabled: bool,
+    path: Option<Spanned<String>>,
+    #[serde(default)]
+    allow_remote: bool,
+}
+
+impl Validator<'_> {
+    /// The page when `enabled`, at `path` or else `/portico-status`.
+    pub(super) fn status(
+        &self,
+        raw: Option<&RawStatus>,
+    ) -> Result<Option<StatusPage>, ConfigError> {
+        Ok(match raw {
+            Some(status) if status.enabled => {
+                let path = match &status.path {
+                    Some(p) => normalize_mount(p.get_ref())
+                        .ok()
+                        .filter(|p| !p.is_empty())
+                        .ok_or_else(|| {
+                            self.spanned_error(
+                                p.span(),
+                                "must be a plain URL path like /portico-status",
+                            )
+                        })?,
+                    None => "/portico-status".to_owned(),
+                };
+                Some(StatusPage {
+                    path,
+                    allow_remote: status.allow_remote,
+                })
+            }
+            _ => None,
+        })
+    }
+}

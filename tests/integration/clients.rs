@@ -1,0 +1,90 @@
+//! What a slow or vanishing client can cost: one that trickles its header lines is cut
+//! after the header read timeout; one that goes away, before the script's head or in the
+//! middle of its body, has the script's whole process group killed; one that stops
+//! reading holds its script only until the total deadline. How much a client may send
+//! is `limits.rs`; a client that reads slowly but does read is `streaming.rs`.
+
+use std::time::{Duration, Instant};
+
+use crate::harness::{
+    Fixture, assert_no_process_with_arg, assert_process_with_arg_runs, unique, wait_for_file,
+};
+use crate::http::Request;
+use crate::scripts::{SILENT_WITH_CHILD, TICKING_WITH_CHILD};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[test]
+fn slow_header_sender_is_cut_after_the_header_read_timeout() {
+    let fx = Fixture::new();
+    fx.script("hello", crate::scripts::HELLO);
+    let portico = fx.serve(&["--header-read-timeout-seconds", "1"]);
+    let mut connection = portico.connect();
+    connection.set_read_timeout(Duration::from_millis(200));
+    let start = Instant::now();
+    connection.send_raw(b"GET /cgi-bin/hello HTTP/1.1\r\nHost: portico.test\r\n");
+    let cut_at = loop {
+        // One more header line every 200 ms: never idle, never finished.
+        if connection.try_send_raw(b"X-Slow: y\r\n").is_err() || connection.is_closed_by_server() {
+            break start.elapsed();
+        }
+        assert!(
+            start.elapsed() < 6 * SECOND,
+            "still reading headers after {:?}",
+            start.elapsed()
+        );
+    };
+    assert!(
+        cut_at >= Duration::from_millis(800) && cut_at < 4 * SECOND,
+        "connection cut after {cut_at:?}, expected about 1 s"
+    );
+}
+
+#[test]
+fn client_disconnect_kills_the_script_group() {
+    // (case, also the script's name; script; whether the head arrives before the client goes)
+    let cases = [
+        ("gone-before-the-head", SILENT_WITH_CHILD, false),
+        ("gone-mid-body", TICKING_WITH_CHILD, true),
+    ];
+    for (case, template, head_first) in cases {
+        // A Portico of its own, so the "client gone" in its log is this case's.
+        let fx = Fixture::new();
+        let (marker, started) = fx.script_with_child(case, template);
+        let portico = fx.serve(&[]);
+        let mut connection = portico.connect();
+        connection.send(&Request::get(&format!("/cgi-bin/{case}")));
+        if head_first {
+            let head = connection
+                .read_head()
+                .unwrap_or_else(|e| panic!("{case}: no head: {e}"));
+            assert_eq!(head.status, 200, "{case}");
+        }
+        wait_for_file(&started, 5 * SECOND);
+        assert_process_with_arg_runs(&marker, 2 * SECOND);
+        connection.shutdown();
+        drop(connection);
+        portico.wait_for_log("client gone", 5 * SECOND);
+        assert_no_process_with_arg(&marker, 5 * SECOND, &portico.log());
+    }
+}
+
+#[test]
+fn client_that_stops_reading_holds_the_script_only_until_the_total_deadline() {
+    // The script writes far more than the socket buffers hold; the client never reads.
+    let fx = Fixture::new();
+    let marker = unique("stalled-client");
+    fx.script(
+        "flood",
+        &format!(
+            "#!/bin/sh\nperl -e 'sleep 1000' '{marker}' </dev/null >/dev/null 2>&1 &\n\
+             printf 'Content-Type: text/plain\\r\\n\\r\\n'\nexec yes portico-flood\n"
+        ),
+    );
+    let portico = fx.serve(&["--script-total-timeout-seconds", "1"]);
+    let mut connection = portico.connect();
+    connection.send(&Request::get("/cgi-bin/flood"));
+    portico.wait_for_log_line(&["path=/cgi-bin/flood", "deadline=total"], 5 * SECOND);
+    assert_no_process_with_arg(&marker, 5 * SECOND, &portico.log());
+    drop(connection);
+}
