@@ -7,7 +7,8 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use portico::cgi::spawn::{CStrings, Input, Process};
+use portico::cgi::env::CStrings;
+use portico::cgi::spawn::{Input, Process};
 use portico::cgi::stdio_slots;
 
 fn spawn_and_reap(runtime: &tokio::runtime::Runtime) {

@@ -17,7 +17,7 @@
 //! 2. The contract: [`meta`] builds the meta-variables every generation carries;
 //!    [`backend`] is what every generation hands back (the outcome, the reply channel and
 //!    the body's framing, the owners of requests in flight, the one access line).
-//! 3. CGI: [`cgi`]: `cgi::spawn` owns a script's process, `cgi::run` one run of it,
+//! 3. CGI: [`cgi`]: `cgi::env` builds a script's environment, `cgi::spawn` owns its process, `cgi::run` one run of it,
 //!    [`cgi::response`] parses the response head (FastCGI reuses it).
 //! 4. FastCGI: [`fastcgi`]: the codec (`fastcgi::record`, `fastcgi::params`), a request's
 //!    job, its write side (`fastcgi::send`) and read side, connections and pools

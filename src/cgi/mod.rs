@@ -7,6 +7,7 @@
 //! from the script's stdout with backpressure; a run still going once its head is out goes
 //! on as a task of its own.
 
+pub mod env;
 pub mod exec;
 pub mod response;
 mod run;
@@ -60,7 +61,7 @@ impl Job {
 /// The CGI backend: concurrency limit and the owners of all running scripts.
 pub struct Cgi {
     limits: Arc<Limits>,
-    base_env: Arc<spawn::BaseEnv>,
+    base_env: Arc<env::BaseEnv>,
     rlimits: Arc<[exec::Rlimit]>,
     slots: Arc<Semaphore>,
     owners: Owners,
@@ -68,7 +69,7 @@ pub struct Cgi {
 
 impl Cgi {
     pub fn new(limits: Limits, base_env: &[(OsString, OsString)]) -> std::io::Result<Cgi> {
-        let base_env = spawn::BaseEnv::new(base_env)?;
+        let base_env = env::BaseEnv::new(base_env)?;
         let rlimits = spawn::script_rlimits(&limits).into();
         Ok(Cgi {
             slots: Arc::new(Semaphore::new(limits.max_concurrent_scripts)),

@@ -66,7 +66,7 @@ pub(super) struct Run {
 impl Run {
     pub(super) fn start(
         job: Job,
-        base_env: &spawn::BaseEnv,
+        base_env: &super::env::BaseEnv,
         rlimits: &[Rlimit],
         limits: &Limits,
         kill_all: CancellationToken,

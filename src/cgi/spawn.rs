@@ -7,7 +7,7 @@
 //! from being reused while the group is signalled. Most scripts have exited by the time
 //! their stdout closes, so the pidfd is only opened for the others.
 
-use std::ffi::{CStr, CString, OsString, c_char};
+use std::ffi::OsString;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -20,6 +20,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::net::unix::pipe;
 
+use super::env::{CStrings, c_string};
 use super::{exec, stdio_slots};
 use crate::config::Limits;
 
@@ -297,103 +298,6 @@ pub fn script_rlimits(limits: &Limits) -> Vec<exec::Rlimit> {
     cpu.into_iter().chain(memory).collect()
 }
 
-/// The environment every script starts from (PATH, `env.pass`, `env.set`), converted once.
-pub struct BaseEnv {
-    /// Each variable's name, and its `NAME=value` entry with its NUL.
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl BaseEnv {
-    pub fn new(vars: &[(OsString, OsString)]) -> io::Result<BaseEnv> {
-        let entries = vars
-            .iter()
-            .map(|(name, value)| {
-                let mut entry = CStrings::default();
-                entry.push(&[name.as_bytes(), b"=", value.as_bytes()])?;
-                Ok((name.as_bytes().to_vec(), entry.bytes))
-            })
-            .collect::<io::Result<_>>()?;
-        Ok(BaseEnv { entries })
-    }
-
-    /// One script's environment: the meta-variables, then the base variables they do not
-    /// name (meta-variables win a clash).
-    pub fn with_meta(&self, meta: &[(String, OsString)]) -> io::Result<CStrings> {
-        let bytes = meta
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 2)
-            .sum::<usize>()
-            + self.entries.iter().map(|(_, e)| e.len()).sum::<usize>();
-        let mut env = CStrings::with_capacity(meta.len() + self.entries.len(), bytes);
-        for (name, value) in meta {
-            env.push(&[name.as_bytes(), b"=", value.as_bytes()])?;
-        }
-        for (name, entry) in &self.entries {
-            if !meta.iter().any(|(n, _)| n.as_bytes() == name.as_slice()) {
-                env.starts.push(env.bytes.len());
-                env.bytes.extend_from_slice(entry);
-            }
-        }
-        Ok(env)
-    }
-}
-
-/// NUL-terminated strings for `execve` (an argv or an environment) in one buffer: a
-/// script's environment is a few dozen variables, built for every request.
-#[derive(Default)]
-pub struct CStrings {
-    bytes: Vec<u8>,
-    starts: Vec<usize>,
-}
-
-impl CStrings {
-    fn with_capacity(strings: usize, bytes: usize) -> CStrings {
-        CStrings {
-            bytes: Vec::with_capacity(bytes),
-            starts: Vec::with_capacity(strings),
-        }
-    }
-
-    /// Appends one string made of `parts`; none may contain NUL.
-    fn push(&mut self, parts: &[&[u8]]) -> io::Result<()> {
-        if parts.iter().any(|part| part.contains(&0)) {
-            return Err(nul_error());
-        }
-        self.starts.push(self.bytes.len());
-        for part in parts {
-            self.bytes.extend_from_slice(part);
-        }
-        self.bytes.push(0);
-        Ok(())
-    }
-
-    fn first(&self) -> Option<&CStr> {
-        CStr::from_bytes_until_nul(&self.bytes).ok()
-    }
-
-    /// The NULL-terminated pointer array `execve` takes; valid while `self` is.
-    fn pointers(&self) -> Vec<*const c_char> {
-        let base = self.bytes.as_ptr();
-        self.starts
-            .iter()
-            // SAFETY: every start is an offset inside `bytes`.
-            .map(|&start| unsafe { base.add(start) }.cast::<c_char>())
-            .chain([std::ptr::null()])
-            .collect()
-    }
-}
-
-fn c_string(bytes: &[u8]) -> io::Result<CString> {
-    CString::new(bytes).map_err(|_| nul_error())
-}
-
-fn nul_error() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        "NUL byte in a command or environment",
-    )
-}
-
 /// Which end of a pipe Portico keeps.
 enum Parent {
     Reads,
@@ -451,6 +355,7 @@ fn dev_null() -> io::Result<&'static OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgi::env::BaseEnv;
     use tokio::io::AsyncReadExt;
 
     fn sh(script: &str) -> Vec<OsString> {

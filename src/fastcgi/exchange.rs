@@ -16,48 +16,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::FutureExt;
 use http::{Method, StatusCode};
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::sleep_until;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{Conn, Reader, Writer};
+use super::half::{HalfConn, abort, is_closed, split, take_back};
 use super::job::Job;
-use super::mux::{Queue, Ticket};
 use super::pool::{Endpoint, Lease, Link};
-use super::record::{self, Kind, Record, RecordCodec, RecordError};
+use super::record::{self, Kind};
 use super::send::{Replay, Sending, write_request};
 use crate::backend::{Owners, Reply, ReplySender, RequestLine, Runner, Stop};
 use crate::cgi::response::{self, Kind as HeadKind};
 use crate::error::{Deadline, Error};
-
-/// Portico's request id: one request at a time per connection.
-const REQUEST_ID: u16 = 1;
-
-/// How long an aborted request may take to end before its connection is closed instead.
-const ABORT_GRACE: Duration = Duration::from_secs(1);
-
-/// Where a request's records come from: its own connection, or its queue on a shared one.
-enum Records {
-    Direct(FramedRead<Reader, RecordCodec>),
-    /// The ticket is held for its drop, which frees the request id.
-    Shared {
-        queue: Queue,
-        _ticket: Ticket,
-    },
-}
-
-impl Records {
-    async fn next(&mut self) -> Option<Result<Record, RecordError>> {
-        match self {
-            Records::Direct(records) => records.next().await,
-            Records::Shared { queue, .. } => queue.recv().await,
-        }
-    }
-}
 
 impl Exchange {
     /// The request of `job`, about to go out on `link` under `lease`.
@@ -133,53 +105,6 @@ impl Exchange {
             }
         }
     }
-}
-
-/// A connection cut in two: the read half for the exchange, the write half for sending.
-fn split(link: Link) -> (HalfConn, Writer) {
-    match link {
-        Link::Direct(conn) => (
-            HalfConn {
-                records: Records::Direct(conn.records),
-                id: REQUEST_ID,
-                generation: conn.generation,
-                requests: conn.requests + 1,
-            },
-            conn.writer,
-        ),
-        Link::Shared(ticket, queue, writer) => (
-            HalfConn {
-                id: ticket.id,
-                records: Records::Shared {
-                    queue,
-                    _ticket: ticket,
-                },
-                generation: 0,
-                requests: 0,
-            },
-            writer,
-        ),
-    }
-}
-
-/// The peer closed its end before reading what was sent (a reset, or a write to a socket
-/// already closed).
-fn is_closed(kind: io::ErrorKind) -> bool {
-    matches!(
-        kind,
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::ConnectionAborted
-    )
-}
-
-/// A connection while its write half is with the writer task.
-struct HalfConn {
-    records: Records,
-    /// The request id: 1 on a connection of its own, one of many on a shared one.
-    id: u16,
-    generation: u64,
-    requests: u64,
 }
 
 /// The read side of one request: records until END_REQUEST.
@@ -630,39 +555,4 @@ impl Drop for Exchange {
             rest.lease = None;
         }
     }
-}
-
-/// The connection, whole again, if the request was fully sent and ended cleanly.
-async fn take_back(conn: HalfConn, sending: Sending) -> Option<Conn> {
-    let writer = sending.finish().await?;
-    match conn.records {
-        Records::Direct(records) => Some(Conn {
-            records,
-            writer,
-            generation: conn.generation,
-            requests: conn.requests,
-        }),
-        // The shared connection stays with the endpoint; the request id is free again.
-        Records::Shared { .. } => None,
-    }
-}
-
-/// FCGI_ABORT_REQUEST (§5.4), then the request's records until its END_REQUEST, so the
-/// app can stop cleanly; then its own connection is closed (a shared one stays).
-async fn abort(mut conn: HalfConn, sending: Sending) {
-    let Some(mut writer) = sending.finish().await else {
-        return;
-    };
-    let mut out = BytesMut::new();
-    record::encode_record(&mut out, Kind::AbortRequest, conn.id, &[]);
-    let ending = async {
-        writer.write_all(&out).await.ok()?;
-        while let Some(Ok(record)) = conn.records.next().await {
-            if record.request_id == conn.id && record.is(Kind::EndRequest) {
-                return Some(());
-            }
-        }
-        None
-    };
-    let _ = tokio::time::timeout(ABORT_GRACE, ending).await;
 }

@@ -19,12 +19,14 @@
 //! - [`mux`]: one connection shared by several requests, when the app allows it;
 //! - [`send`]: the write side of one request, and what is kept to send it again;
 //! - `exchange`: the read side of one request and its end (log line, connection back);
+//! - `half`: a connection cut in two while a request is on it, joined again or aborted;
 //! - [`job`]: one request's job, its meta-variables encoded as FCGI_PARAMS;
 //! - [`client`]: the backend: a pool per mount and the requests in flight.
 
 pub mod client;
 pub mod conn;
 mod exchange;
+mod half;
 pub mod job;
 pub mod mux;
 pub mod params;
