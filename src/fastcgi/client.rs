@@ -61,7 +61,7 @@ impl FastCgi {
         }
         let (tx, rx) = reply_channel();
         let kill_all = self.owners.kill_all.clone();
-        Exchange::new(job, lease, link, tx, kill_all, pool.stopping())
+        Exchange::new(job, lease, link, tx, kill_all, pool)
             .run(&self.owners)
             .await;
         Ok(rx.outcome().await)

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::half::{HalfConn, abort, is_closed, split, take_back};
 use super::job::Job;
-use super::pool::{Endpoint, Lease, Link};
+use super::pool::{Endpoint, Lease, Link, Pool};
 use super::record::{self, Kind};
 use super::send::{Replay, Sending, write_request};
 use crate::backend::{Owners, Reply, ReplySender, RequestLine, Runner, Stop};
@@ -39,7 +39,7 @@ impl Exchange {
         link: Link,
         tx: ReplySender,
         kill_all: CancellationToken,
-        stopping: CancellationToken,
+        pool: &Pool,
     ) -> Exchange {
         // A kept connection may turn out closed by the app just as this request goes out:
         // then it is sent once more on a fresh one, if that cannot do harm.
@@ -48,6 +48,13 @@ impl Exchange {
             Link::Direct(conn) if conn.requests > 0 => {
                 Replay::of(&job.params, &job.request.body, &line.method)
             }
+            _ => None,
+        };
+        // Only a request on a new connection can sit in a listen queue that nobody will
+        // accept from once the app is stopped; a kept one was accepted by a live worker,
+        // whose death ends it. The common case so pays nothing for watching.
+        let stopping = match &link {
+            Link::Direct(conn) if conn.requests == 0 => Some(pool.stopping()),
             _ => None,
         };
         let (half, writer) = split(link);
@@ -123,7 +130,7 @@ pub(super) struct Exchange {
     line: RequestLine,
     kill_all: CancellationToken,
     /// Cancelled when the application is stopped (a launched app that keeps dying).
-    stopping: CancellationToken,
+    stopping: Option<CancellationToken>,
     /// Taken by `finish`; still here on drop means the request was cut short.
     lease: Option<Lease>,
     conn: Option<HalfConn>,
@@ -289,7 +296,10 @@ impl Exchange {
                 // stopped: its connection sits in a listen queue nobody accepts from.
                 let stopped = async {
                     match self.heard {
-                        false => self.stopping.cancelled().await,
+                        false => match &self.stopping {
+                            Some(stopping) => stopping.cancelled().await,
+                            None => std::future::pending().await,
+                        },
                         true => std::future::pending().await,
                     }
                 };
@@ -464,9 +474,9 @@ impl Exchange {
         if self.redirected {
             self.line.access = None;
         }
-        let upstream = self.endpoint.address.to_string();
+        let endpoint = self.endpoint.clone();
         let runner = || Runner::Upstream {
-            upstream: &upstream,
+            upstream: &endpoint.address,
             app_status: self.app_status,
         };
         match (self.head_tx.take(), self.failed.take()) {
