@@ -57,6 +57,8 @@ pub enum Runner<'a> {
         cpu_ms: f64,
         max_rss_kb: i64,
         stderr: &'a [String],
+        /// The path a local redirect (RFC 3875 §6.2.2) sent the request on to.
+        redirect: Option<&'a str>,
     },
     /// A FastCGI application (launched, external, or a WSGI mount's workers).
     Upstream {
@@ -75,8 +77,9 @@ pub struct RequestLine {
 }
 
 impl RequestLine {
-    /// Writes the line. `failure` is the error the client was answered with, if any; a
-    /// request that turned into a local redirect writes no line (the new one does).
+    /// Writes the line. `failure` is the error the client was answered with, if any. A
+    /// script that answered with a local redirect names where to: the request goes on as
+    /// another, whose line follows (or comes first, when this script is reaped later).
     pub fn write(
         &self,
         status: u16,
@@ -121,10 +124,12 @@ impl RequestLine {
                 exit,
                 cpu_ms,
                 max_rss_kb,
+                redirect,
                 ..
             } if quiet => tracing::info!(
                 target: "portico::access", %method, %path, status, bytes, duration_ms,
                 %script, pid, %exit, cpu_ms = format_args!("{cpu_ms:.2}"), max_rss_kb,
+                redirect,
             ),
             Runner::Script {
                 script,
@@ -133,11 +138,12 @@ impl RequestLine {
                 cpu_ms,
                 max_rss_kb,
                 stderr,
+                redirect,
                 ..
             } => tracing::warn!(
                 target: "portico::access", %method, %path, status, bytes, duration_ms,
                 %script, pid, %exit, cpu_ms = format_args!("{cpu_ms:.2}"), max_rss_kb,
-                ended, deadline, cause, ?stderr,
+                redirect, ended, deadline, cause, ?stderr,
             ),
             Runner::Upstream {
                 upstream,

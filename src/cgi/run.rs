@@ -187,8 +187,11 @@ impl Run {
         };
 
         let status = head.status;
-        let local_redirect = head.kind == Kind::LocalRedirect;
-        let (stop, bytes) = if local_redirect || self.is_head_request {
+        let redirect = match head.kind {
+            Kind::LocalRedirect => head.location.clone(),
+            _ => None,
+        };
+        let (stop, bytes) = if redirect.is_some() || self.is_head_request {
             // Nothing of the body is sent: the output is drained so the script ends normally.
             let reply = match head.location.clone() {
                 Some(location) if head.kind == Kind::LocalRedirect => {
@@ -252,7 +255,7 @@ impl Run {
             stop,
             exit,
             failure: None,
-            local_redirect,
+            redirect,
         }
     }
 
@@ -436,7 +439,7 @@ impl Run {
         let failure = report.failure.as_ref().map(|(_, error)| error);
         // RFC 3875 §6.2.2: the request goes on as another, whose line is the access-log
         // file's.
-        if report.local_redirect {
+        if report.redirect.is_some() {
             self.line.access = None;
         }
         let failed = failure.is_some() || !exited_cleanly || !matches!(report.stop, Stop::Ended);
@@ -453,6 +456,7 @@ impl Run {
             cpu_ms,
             max_rss_kb,
             stderr: &stderr,
+            redirect: report.redirect.as_deref(),
         };
         self.line.write(
             report.status.as_u16(),
@@ -485,8 +489,9 @@ struct Report {
     /// A run that failed before its head: the gateway's answer waits for the log line, so
     /// that the line (with the script's stderr) is written when the client sees the error.
     failure: Option<(oneshot::Sender<Reply>, Error)>,
-    /// RFC 3875 §6.2.2: the request goes on as another; that one writes the access line.
-    local_redirect: bool,
+    /// RFC 3875 §6.2.2: the path the request goes on as; that one writes the access-log
+    /// file's line.
+    redirect: Option<String>,
 }
 
 impl Report {
@@ -507,7 +512,7 @@ impl Report {
             stop,
             exit,
             failure: Some((head_tx, error)),
-            local_redirect: false,
+            redirect: None,
         }
     }
 }

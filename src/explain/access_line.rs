@@ -32,6 +32,10 @@ impl AccessLine {
     pub fn get(&self, field: &str) -> Option<&str> {
         self.0.get(field).map(String::as_str)
     }
+
+    fn answered(&self) -> bool {
+        self.get("redirect").is_none()
+    }
 }
 
 /// The access lines written while it was the thread's subscriber, in order.
@@ -56,18 +60,20 @@ impl AccessLines {
             .with(self.clone())
     }
 
-    /// The last line written.
+    /// The last line of a request that was answered: a script that answered with a local
+    /// redirect writes a line too, naming the path the request went on as, and it may be
+    /// reaped after the script that answered.
     pub fn last(&self) -> Option<AccessLine> {
-        self.lock().last().cloned()
+        self.lock().iter().rev().find(|l| l.answered()).cloned()
     }
 
-    /// Waits until `count` lines are written, or for `timeout`. A script's line comes once
-    /// it is reaped, which may be after its response's last byte.
+    /// Waits until `count` answered requests' lines are written, or for `timeout`. A
+    /// script's line comes once it is reaped, which may be after its response's last byte.
     pub async fn wait_for(&self, count: usize, timeout: Duration) {
         let enough = async {
             loop {
                 let written = self.written.notified();
-                if self.lock().len() >= count {
+                if self.lock().iter().filter(|l| l.answered()).count() >= count {
                     return;
                 }
                 written.await;
@@ -119,6 +125,15 @@ mod tests {
         });
         let line = lines.last().expect("one line");
         assert_eq!(line.get("path"), Some("/cgi-bin/a"));
+        tracing::subscriber::with_default(lines.subscriber(), || {
+            tracing::info!(target: "portico::access", path = "/r", redirect = "/cgi-bin/a");
+        });
+        let line = lines.last().expect("the answered line");
+        assert_eq!(
+            line.get("path"),
+            Some("/cgi-bin/a"),
+            "a redirect is not the answer"
+        );
         assert_eq!(line.get("status"), Some("200"));
         assert_eq!(line.get("pid"), Some("7"));
         assert_eq!(line.get("exit"), Some("0"));
