@@ -15,6 +15,7 @@
 //! write side down, read and discard what the client still sends until it closes its
 //! side, for a bounded time and number of bytes (`Lingering`), then close.
 
+use std::future::Future;
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::AsRawFd;
@@ -31,7 +32,7 @@ use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::body::ResponseBody;
 
@@ -41,6 +42,8 @@ pub struct Connection {
     /// and so saves the `EAGAIN` read after every request.
     read: OwnedReadHalf,
     shared: Arc<Shared>,
+    /// Armed when a write finds the socket full; a write that makes progress disarms it.
+    stalled: Option<Pin<Box<Sleep>>>,
 }
 
 struct Shared {
@@ -55,6 +58,8 @@ struct Shared {
     write_shut: AtomicBool,
     /// The task writing an NPH script's response; the close waits for it.
     raw_writer: Mutex<Option<JoinHandle<()>>>,
+    /// How long a write may wait for a client that does not read (`send_timeout_seconds`).
+    send_timeout: Duration,
 }
 
 impl Shared {
@@ -114,7 +119,7 @@ pub enum CutOff {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream) -> (Connection, Takeover, Closer) {
+    pub fn new(stream: TcpStream, send_timeout: Duration) -> (Connection, Takeover, Closer) {
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
             write: ManuallyDrop::new(write),
@@ -122,11 +127,13 @@ impl Connection {
             peer_closed: AtomicBool::new(false),
             write_shut: AtomicBool::new(false),
             raw_writer: Mutex::new(None),
+            send_timeout,
         });
         (
             Connection {
                 read,
                 shared: shared.clone(),
+                stalled: None,
             },
             Takeover {
                 shared: shared.clone(),
@@ -144,11 +151,12 @@ impl Takeover {
         let shared = self.shared.clone();
         let writer = tokio::spawn(async move {
             let stream = shared.stream();
-            if write_all(stream, &head).await.is_ok() {
+            let timeout = shared.send_timeout;
+            if write_all(stream, &head, timeout).await.is_ok() {
                 let mut frames = BodyStream::new(body);
                 while let Some(Ok(frame)) = frames.next().await {
                     if let Ok(data) = frame.into_data()
-                        && write_all(stream, &data).await.is_err()
+                        && write_all(stream, &data, timeout).await.is_err()
                     {
                         break;
                     }
@@ -231,9 +239,12 @@ impl Lingering {
     }
 }
 
-async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Result<()> {
+/// Writes all of `bytes`, giving up when the client takes nothing for `timeout`.
+async fn write_all(stream: &TcpStream, mut bytes: &[u8], timeout: Duration) -> io::Result<()> {
     while !bytes.is_empty() {
-        stream.writable().await?;
+        tokio::time::timeout(timeout, stream.writable())
+            .await
+            .map_err(|_| stall_error(timeout))??;
         match stream.try_write(bytes) {
             Ok(n) => bytes = &bytes[n..],
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -265,20 +276,52 @@ impl hyper::rt::Read for Connection {
     }
 }
 
+impl Connection {
+    /// Ready when the socket may take bytes; an error once it has taken none for the send
+    /// timeout (a write that takes some disarms it). hyper has no write timeout of its own, and a client that stops reading
+    /// would otherwise hold its connection, and the script or FastCGI request behind it,
+    /// for as long as the program takes to finish (or forever, for a stream).
+    fn poll_ready_to_write(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.shared.stream().poll_write_ready(cx) {
+            Poll::Ready(ready) => Poll::Ready(ready),
+            Poll::Pending => {
+                let timeout = self.shared.send_timeout;
+                let stalled = self
+                    .stalled
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+                ready!(stalled.as_mut().poll(cx));
+                Poll::Ready(Err(stall_error(timeout)))
+            }
+        }
+    }
+}
+
+/// The error a write gives up with on a client that stopped reading.
+fn stall_error(timeout: Duration) -> io::Error {
+    tracing::info!(
+        "client took no response byte for {:.1} s (send_timeout_seconds): closing",
+        timeout.as_secs_f64()
+    );
+    io::Error::new(io::ErrorKind::TimedOut, "client stopped reading")
+}
+
 impl hyper::rt::Write for Connection {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let shared = &self.shared;
-        if shared.taken_over.load(Ordering::SeqCst) {
+        let this = self.get_mut();
+        if this.shared.taken_over.load(Ordering::SeqCst) {
             return Poll::Ready(Ok(bytes.len()));
         }
         loop {
-            ready!(shared.stream().poll_write_ready(cx))?;
-            match shared.stream().try_write(bytes) {
-                Ok(n) => return Poll::Ready(Ok(n)),
+            ready!(this.poll_ready_to_write(cx))?;
+            match this.shared.stream().try_write(bytes) {
+                Ok(n) => {
+                    this.stalled = None;
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }
@@ -290,14 +333,17 @@ impl hyper::rt::Write for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let shared = &self.shared;
-        if shared.taken_over.load(Ordering::SeqCst) {
+        let this = self.get_mut();
+        if this.shared.taken_over.load(Ordering::SeqCst) {
             return Poll::Ready(Ok(bufs.iter().map(|b| b.len()).sum()));
         }
         loop {
-            ready!(shared.stream().poll_write_ready(cx))?;
-            match shared.stream().try_write_vectored(bufs) {
-                Ok(n) => return Poll::Ready(Ok(n)),
+            ready!(this.poll_ready_to_write(cx))?;
+            match this.shared.stream().try_write_vectored(bufs) {
+                Ok(n) => {
+                    this.stalled = None;
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Poll::Ready(Err(e)),
             }

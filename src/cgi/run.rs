@@ -59,8 +59,8 @@ pub(super) struct Run {
     idle_timeout: Duration,
     kill_grace: Duration,
     kill_all: CancellationToken,
-    /// The exit, when it was reaped as soon as stdout ended (`settle`).
-    settled: Option<Exit>,
+    /// How the script exited, when it did within `EXIT_SETTLE` of the end of its stdout.
+    settled: Option<spawn::ExitStatus>,
 }
 
 impl Run {
@@ -384,17 +384,17 @@ impl Run {
     /// signal that killed it, if one did.
     async fn settle(&mut self) -> Option<i32> {
         if self.settled.is_none() {
-            let exit = match self.process.try_reap() {
-                Ok(Some(exit)) => Some(exit),
+            // Left unreaped: a client gone after this still has the group ended.
+            self.settled = match self.process.peek_exit() {
+                Ok(Some(status)) => Some(status),
                 Ok(None) => match tokio::time::timeout(EXIT_SETTLE, self.process.exited()).await {
-                    Ok(Ok(())) => self.process.reap().ok(),
+                    Ok(Ok(())) => self.process.peek_exit().ok().flatten(),
                     _ => None,
                 },
                 Err(_) => None,
             };
-            self.settled = exit;
         }
-        match self.settled.as_ref()?.status {
+        match self.settled? {
             spawn::ExitStatus::Signal(sig) => Some(sig),
             spawn::ExitStatus::Code(_) => None,
         }
@@ -405,9 +405,6 @@ impl Run {
     async fn end(&mut self, stop: &Stop) -> io::Result<Exit> {
         if let Some(pump) = self.stdin_pump.take() {
             pump.abort();
-        }
-        if let Some(exit) = self.settled.take() {
-            return Ok(exit);
         }
         if matches!(stop, Stop::Ended | Stop::Broken(_)) {
             // Most scripts have exited by the time their stdout closes.

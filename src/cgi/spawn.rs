@@ -176,6 +176,12 @@ impl Process {
     }
 
     fn has_exited(&self) -> io::Result<bool> {
+        Ok(self.peek_exit()?.is_some())
+    }
+
+    /// How the leader ended, if it has, leaving it unreaped (waitid's WNOWAIT): while it
+    /// is, its pid cannot be reused, so its group may still be signalled safely.
+    pub fn peek_exit(&self) -> io::Result<Option<ExitStatus>> {
         // SAFETY: siginfo_t is plain data that waitid fills in.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
@@ -184,7 +190,15 @@ impl Process {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: waitid filled `info`; si_pid stays 0 when the child has not exited.
-        Ok(unsafe { info.si_pid() } != 0)
+        if unsafe { info.si_pid() } == 0 {
+            return Ok(None);
+        }
+        // SAFETY: for a child that exited, si_status is its exit code or its signal.
+        let status = unsafe { info.si_status() };
+        Ok(Some(match info.si_code {
+            libc::CLD_KILLED | libc::CLD_DUMPED => ExitStatus::Signal(status),
+            _ => ExitStatus::Code(status),
+        }))
     }
 
     /// Reaps the exited leader; call after `exited`.
@@ -510,6 +524,42 @@ mod tests {
             Vec::<String>::new(),
             "the background sleep survived"
         );
+    }
+
+    #[tokio::test]
+    async fn an_exit_seen_early_leaves_the_leader_unreaped_so_its_group_can_be_ended() {
+        for (script, status) in [
+            (
+                "sleep 100 </dev/null >/dev/null 2>&1 & exit 3",
+                ExitStatus::Code(3),
+            ),
+            (
+                "sleep 100 </dev/null >/dev/null 2>&1 & kill -9 $$",
+                ExitStatus::Signal(libc::SIGKILL),
+            ),
+        ] {
+            let mut process = Process::spawn(
+                &sh(script),
+                &CStrings::default(),
+                Path::new("/"),
+                Input::None,
+                &[],
+            )
+            .unwrap();
+            let pgid = process.pid() as libc::pid_t;
+            process.exited().await.unwrap();
+            assert_eq!(process.peek_exit().unwrap(), Some(status), "{script}");
+            assert_eq!(process.peek_exit().unwrap(), Some(status), "still unreaped");
+            assert_eq!(
+                live_members(pgid).len(),
+                1,
+                "{script}: the background sleep"
+            );
+            let exit = process.terminate(Duration::from_millis(200)).await.unwrap();
+            assert_eq!(exit.status, status, "{script}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            assert_eq!(live_members(pgid), Vec::<String>::new(), "{script}");
+        }
     }
 
     /// Processes of the group that are not zombies (an orphan's zombie waits for init).

@@ -20,6 +20,9 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub body_memory_bytes: usize,
     pub header_read_timeout: Duration,
+    /// The longest a response write may wait on a client that does not read: past it the
+    /// connection is closed and the program behind it ended (nginx's `send_timeout`).
+    pub send_timeout: Duration,
     pub script_head_timeout: Duration,
     pub script_idle_timeout: Duration,
     pub script_total_timeout: Duration,
@@ -51,6 +54,8 @@ impl Default for Limits {
             max_body_bytes: 10 << 20,
             body_memory_bytes: 256 << 10,
             header_read_timeout: Duration::from_secs(10),
+            // nginx's `send_timeout` and Apache's `Timeout`.
+            send_timeout: Duration::from_secs(60),
             script_head_timeout: Duration::from_secs(30),
             script_idle_timeout: Duration::from_secs(30),
             script_total_timeout: Duration::from_secs(300),
@@ -77,6 +82,7 @@ pub(super) struct RawLimits {
     max_body_bytes: Option<Spanned<u64>>,
     body_memory_bytes: Option<Spanned<usize>>,
     header_read_timeout_seconds: Option<Spanned<f64>>,
+    send_timeout_seconds: Option<Spanned<f64>>,
     script_head_timeout_seconds: Option<Spanned<f64>>,
     script_idle_timeout_seconds: Option<Spanned<f64>>,
     script_total_timeout_seconds: Option<Spanned<f64>>,
@@ -118,6 +124,7 @@ impl Validator<'_> {
                 &raw.header_read_timeout_seconds,
                 d.header_read_timeout,
             )?,
+            send_timeout: self.seconds(None, &raw.send_timeout_seconds, d.send_timeout)?,
             script_head_timeout: self.seconds(
                 script_timeout,
                 &raw.script_head_timeout_seconds,

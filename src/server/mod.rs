@@ -75,6 +75,7 @@ async fn serve(
         timeout: config.limits.lingering_timeout,
         max_bytes: config.limits.max_lingering_bytes,
     };
+    let send_timeout = config.limits.send_timeout;
 
     let mut acceptors = JoinSet::new();
     for listener in listeners {
@@ -108,7 +109,7 @@ async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let (io, takeover, closer) = Connection::new(stream);
+                let (io, takeover, closer) = Connection::new(stream, send_timeout);
                 let peer = Peer {
                     remote,
                     local,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::harness::{Fixture, Portico, wait_until};
 use crate::http::Request;
 
-const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fcgi_app.py");
+pub const APP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fcgi_app.py");
 
 /// Portico with the fixture app launched under `/app`; `launch` and `mount` are extra
 /// keys for the launch table and the mount.
