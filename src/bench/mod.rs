@@ -5,46 +5,28 @@
 //! generator ([`load`]) and reports throughput, latency percentiles, errors, and what each
 //! request cost in CPU: Portico's own, the scripts' and workers', the generator's ([`report`]).
 //!
-//! CPU split, in-process: Portico's share is this process's CPU minus the generator's
-//! threads; the scripts' share is what reaped children used (getrusage RUSAGE_CHILDREN)
-//! plus what live children (launched workers) used, read from /proc.
+//! The driver is here. [`load`] makes the load and `response` reads each answer; `server`
+//! is the server under load and `usage` what it cost; [`report`] and `html` are what comes
+//! out, `progress` the bar on the terminal, `error` why no report came out.
 
+mod error;
 mod html;
 pub mod load;
+mod progress;
 pub mod report;
+mod response;
+mod server;
+mod usage;
 
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::cli::{BenchArgs, ServeArgs};
-use crate::config::{self, Config};
+use crate::cli::BenchArgs;
 use load::Load;
+use progress::Progress;
 use report::{Costs, Report, TargetReport};
+use server::{Server, parse_url};
 
-/// The hello app in each language as CGI; then every FastCGI mount of the config follows.
-const DEFAULT_CGI_TARGETS: &[&str] = &[
-    "/cgi-bin/hello-c",
-    "/cgi-bin/hello.sh",
-    "/cgi-bin/hello.pl",
-    "/cgi-bin/hello.py",
-];
-
-/// Why a bench did not produce a report.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("{0}")]
-    Config(#[from] config::ConfigError),
-    #[error("bad --url `{0}`: expected http://HOST:PORT")]
-    Url(String),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    #[error("target {0} does not answer: {1}")]
-    Target(String, String),
-    #[error("no target answered")]
-    NoTarget,
-}
+pub use error::BenchError;
 
 /// Runs the bench; `Ok(false)` when a target failed too many requests.
 pub fn run(args: &BenchArgs) -> Result<bool, BenchError> {
@@ -167,51 +149,6 @@ struct Run {
     rounds: Vec<f64>,
 }
 
-/// A progress bar on the terminal while a target is loaded; nothing when stderr is not one.
-struct Progress {
-    bar: indicatif::ProgressBar,
-    ticker: Option<std::thread::JoinHandle<()>>,
-    done: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Progress {
-    fn start(target: &str, round: usize, rounds: usize, duration: Duration) -> Progress {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let bar = indicatif::ProgressBar::new(duration.as_millis() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg:32} [{bar:40}] {elapsed}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        let round = if rounds > 1 {
-            format!(" (round {}/{rounds})", round + 1)
-        } else {
-            String::new()
-        };
-        bar.set_message(format!("{target}{round}"));
-        let done = Arc::new(AtomicBool::new(false));
-        let ticker = (!bar.is_hidden()).then(|| {
-            let (bar, done) = (bar.clone(), done.clone());
-            let started = std::time::Instant::now();
-            std::thread::spawn(move || {
-                while !done.load(Ordering::Relaxed) {
-                    bar.set_position(started.elapsed().as_millis() as u64);
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            })
-        });
-        Progress { bar, ticker, done }
-    }
-
-    fn finish(self) {
-        self.done.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(ticker) = self.ticker {
-            let _ = ticker.join();
-        }
-        self.bar.finish_and_clear();
-    }
-}
-
 /// One request with one connection: a 2xx or 3xx answer with a body.
 fn check(load: &Load) -> Result<(), String> {
     let outcome = load::run(&Load {
@@ -227,241 +164,5 @@ fn check(load: &Load) -> Result<(), String> {
         Some((&status, _)) if (200..400).contains(&status) && outcome.bytes > 0 => Ok(()),
         Some((&status, _)) => Err(format!("status {status}")),
         None => Err(format!("no response ({:?})", outcome.errors)),
-    }
-}
-
-fn parse_url(url: &str) -> Result<(SocketAddr, String), BenchError> {
-    let bad = || BenchError::Url(url.to_owned());
-    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-    let authority = rest.split('/').next().unwrap_or("");
-    let addr = authority
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
-        .ok_or_else(bad)?;
-    Ok((addr, authority.to_owned()))
-}
-
-/// The server under load.
-enum Server {
-    /// Portico's own server, in a runtime of its own that runs beside the generator's
-    /// threads, as `serve` would.
-    InProcess {
-        local: crate::server::Local,
-        runtime: tokio::runtime::Runtime,
-        config: Arc<Config>,
-        config_path: String,
-    },
-    External((SocketAddr, String), String),
-}
-
-/// Counters read before and after a run.
-struct Snapshot {
-    process_cpu: Option<f64>,
-    children_cpu: Option<f64>,
-    peak_rss_kib: Option<u64>,
-}
-
-impl Snapshot {
-    fn delta(&self, after: &Snapshot, load_cpu: Duration) -> Costs {
-        let diff = |a: Option<f64>, b: Option<f64>| Some(b? - a?);
-        Costs {
-            gateway_cpu_seconds: diff(self.process_cpu, after.process_cpu)
-                .map(|cpu| (cpu - load_cpu.as_secs_f64()).max(0.0)),
-            scripts_cpu_seconds: diff(self.children_cpu, after.children_cpu),
-            peak_rss_kib: after.peak_rss_kib,
-        }
-    }
-}
-
-impl Server {
-    /// Portico on 127.0.0.1:0, with as many runtime threads as the config gives `serve`.
-    fn start(config_path: Option<PathBuf>) -> Result<Server, BenchError> {
-        let args = ServeArgs {
-            config: config_path,
-            ..ServeArgs::default()
-        };
-        let config: Arc<Config> = Arc::new(config::load(&args)?);
-        let config_path = args
-            .config
-            .unwrap_or_else(|| PathBuf::from(config::DEFAULT_CONFIG_PATH))
-            .display()
-            .to_string();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(config.threads)
-            .thread_name("portico")
-            .enable_all()
-            .build()?;
-        let local = runtime.block_on(crate::server::Local::start(config.clone()))?;
-        // Launched workers start in the background; give them a moment to accept.
-        std::thread::sleep(Duration::from_millis(200));
-        Ok(Server::InProcess {
-            local,
-            runtime,
-            config,
-            config_path,
-        })
-    }
-
-    fn addr(&self) -> (SocketAddr, String) {
-        match self {
-            Server::InProcess { local, .. } => (local.addr(), local.addr().to_string()),
-            Server::External((addr, host), _) => (*addr, host.clone()),
-        }
-    }
-
-    /// The CGI hello examples, then each FastCGI mount (in-process; by URL, `/fcgi/hello`).
-    fn default_targets(&self) -> Vec<String> {
-        let cgi = DEFAULT_CGI_TARGETS.iter().map(|t| t.to_string());
-        match self {
-            Server::InProcess { config, .. } => cgi
-                .chain(config.fastcgi.iter().map(|m| m.mount.clone()))
-                .collect(),
-            Server::External(..) => cgi.chain(["/fcgi/hello".to_owned()]).collect(),
-        }
-    }
-
-    /// `cgi:NAME` and `fcgi:NAME` as URL paths of this config; other targets as they are.
-    fn expand(&self, target: &str) -> String {
-        let Server::InProcess { config, .. } = self else {
-            return target.to_owned();
-        };
-        if let Some(name) = target.strip_prefix("cgi:") {
-            let mount = config.cgi.first().map_or("/cgi-bin", |m| m.mount.as_str());
-            return format!("{mount}/{name}");
-        }
-        if let Some(name) = target.strip_prefix("fcgi:") {
-            let mounts = &config.fastcgi;
-            let named = mounts
-                .iter()
-                .find(|m| m.mount.rsplit('/').next() == Some(name));
-            return match (named, mounts.first()) {
-                (Some(m), _) => m.mount.clone(),
-                (None, Some(m)) => format!("{}/{name}", m.mount),
-                (None, None) => format!("/{name}"),
-            };
-        }
-        target.to_owned()
-    }
-
-    /// Whether Portico answers `path` by CGI or FastCGI (in-process only).
-    fn mode(&self, path: &str) -> Option<&'static str> {
-        let Server::InProcess { config, .. } = self else {
-            return None;
-        };
-        let path = path.split('?').next().unwrap_or(path);
-        Some(match crate::router::resolve_fastcgi(config, path) {
-            Some(_) => "fastcgi",
-            None => "cgi",
-        })
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Server::InProcess { config_path, .. } => format!("portico in-process, {config_path}"),
-            Server::External(_, url) => url.clone(),
-        }
-    }
-
-    fn costs_now(&self) -> Snapshot {
-        match self {
-            Server::InProcess { .. } => Snapshot {
-                process_cpu: Some(rusage_seconds(libc::RUSAGE_SELF)),
-                children_cpu: Some(rusage_seconds(libc::RUSAGE_CHILDREN) + live_children_cpu()),
-                peak_rss_kib: peak_rss_kib(),
-            },
-            Server::External(..) => Snapshot {
-                process_cpu: None,
-                children_cpu: None,
-                peak_rss_kib: None,
-            },
-        }
-    }
-
-    fn stop(self) {
-        if let Server::InProcess { local, runtime, .. } = self
-            && let Err(error) = runtime.block_on(local.shutdown())
-        {
-            eprintln!("error: the in-process server failed: {error}");
-        }
-    }
-}
-
-fn rusage_seconds(who: libc::c_int) -> f64 {
-    // SAFETY: getrusage writes only the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut usage);
-        usage
-    };
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    secs(usage.ru_utime) + secs(usage.ru_stime)
-}
-
-/// CPU seconds of this process's live children (launched workers), from /proc.
-fn live_children_cpu() -> f64 {
-    let me = std::process::id().to_string();
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    entries
-        .filter_map(|e| {
-            let name = e.ok()?.file_name();
-            let pid: u32 = name.to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // Fields after the command name: state ppid ... utime(14) stime(15).
-            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-            if fields.get(1)? != &me {
-                return None;
-            }
-            let utime: f64 = fields.get(11)?.parse().ok()?;
-            let stime: f64 = fields.get(12)?.parse().ok()?;
-            Some((utime + stime) / ticks)
-        })
-        .sum()
-}
-
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_name_an_address_and_a_host() {
-        let (addr, host) = parse_url("http://127.0.0.1:8080").unwrap();
-        assert_eq!(addr, SocketAddr::from(([127, 0, 0, 1], 8080)));
-        assert_eq!(host, "127.0.0.1:8080");
-        assert!(parse_url("https://127.0.0.1:1").is_err());
-        assert!(parse_url("127.0.0.1:1").is_err());
-    }
-
-    #[test]
-    fn costs_subtract_the_generators_own_cpu() {
-        let before = Snapshot {
-            process_cpu: Some(1.0),
-            children_cpu: Some(2.0),
-            peak_rss_kib: Some(100),
-        };
-        let after = Snapshot {
-            process_cpu: Some(4.0),
-            children_cpu: Some(2.5),
-            peak_rss_kib: Some(120),
-        };
-        let costs = before.delta(&after, Duration::from_secs(1));
-        assert_eq!(costs.gateway_cpu_seconds, Some(2.0));
-        assert_eq!(costs.scripts_cpu_seconds, Some(0.5));
     }
 }

@@ -1,45 +1,29 @@
 //! RFC 3875 meta-variables from a request, its route match, the connection and the config.
 //! Pure: no I/O. The same list becomes a CGI script's environment today and FastCGI
 //! PARAMS or a WSGI environ later, which is why it lives apart from the spawner.
+//!
+//! Here is the builder: the RFC 3875 §4.1 set, then the de-facto extras. `headers` makes
+//! the HTTP_* variables, `server` SERVER_NAME and SERVER_PROTOCOL, and `input` holds what
+//! [`build`] takes and gives.
+
+mod headers;
+mod input;
+mod server;
 
 use std::ffi::{OsStr, OsString};
-use std::net::SocketAddr;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
 
-use http::{HeaderMap, Method, Uri, Version, header};
+use http::{Uri, header};
 
 use crate::config::Config;
 use crate::error::Error;
+use headers::{add_http_headers, header_value};
+use server::{protocol, server_name};
+
+pub use input::{MetaVars, RequestInfo, Target};
 
 pub const SERVER_SOFTWARE: &str = concat!("Portico/", env!("CARGO_PKG_VERSION"));
-
-/// Ordered (name, value) pairs: the RFC 3875 set, the de-facto extras, then HTTP_*.
-pub type MetaVars = Vec<(String, OsString)>;
-
-/// The program a request goes to, as a route decided it (CGI script or FastCGI app).
-pub struct Target<'a> {
-    pub script_name: &'a OsStr,
-    pub path_info: &'a OsStr,
-    pub script_filename: &'a Path,
-    /// Whether HTTP_AUTHORIZATION is passed (like Apache's CGIPassAuth).
-    pub pass_authorization: bool,
-}
-
-/// What meta-variables are made from, borrowed from the request being served.
-pub struct RequestInfo<'a> {
-    pub method: &'a Method,
-    pub uri: &'a Uri,
-    pub version: Version,
-    pub headers: &'a HeaderMap,
-    pub remote: SocketAddr,
-    pub local: SocketAddr,
-    /// Length of the body the script will read on stdin; `None` when there is none.
-    pub content_length: Option<u64>,
-    /// The user the mount's Basic authentication let in: the only source of AUTH_TYPE and
-    /// REMOTE_USER.
-    pub remote_user: Option<&'a str>,
-}
 
 pub fn build(
     config: &Config,
@@ -109,64 +93,6 @@ pub fn build(
     Ok(vars)
 }
 
-/// RFC 3875 §4.1.18: one HTTP_* variable per request header.
-fn add_http_headers(
-    vars: &mut MetaVars,
-    headers: &HeaderMap,
-    pass_authorization: bool,
-) -> Result<(), Error> {
-    for name in headers.keys() {
-        let lower = name.as_str();
-        if *name == header::CONTENT_LENGTH || *name == header::CONTENT_TYPE {
-            continue; // carried by CONTENT_LENGTH / CONTENT_TYPE
-        }
-        if lower == "proxy" {
-            continue; // httpoxy, CVE-2016-5385: HTTP_PROXY would steer the script's HTTP clients
-        }
-        if *name == header::AUTHORIZATION && !pass_authorization {
-            continue; // credentials stay with the server unless the mount opts in
-        }
-        // `X_Foo` would become HTTP_X_FOO and pose as `X-Foo`; such names are dropped.
-        if !lower
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            continue;
-        }
-        let separator: &[u8] = if *name == header::COOKIE {
-            b"; "
-        } else {
-            b", "
-        };
-        let mut value = Vec::new();
-        for (i, v) in headers.get_all(name).iter().enumerate() {
-            if i > 0 {
-                value.extend_from_slice(separator);
-            }
-            value.extend_from_slice(v.as_bytes());
-        }
-        let mut var = String::with_capacity(5 + lower.len());
-        var.push_str("HTTP_");
-        var.extend(lower.chars().map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_uppercase()
-            }
-        }));
-        vars.push((var, header_value(&value)?));
-    }
-    Ok(())
-}
-
-/// A header value as an environment value; CR, LF and NUL could forge more of the environment.
-fn header_value(bytes: &[u8]) -> Result<OsString, Error> {
-    if bytes.iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
-        return Err(Error::BadRequest("control character in a header value"));
-    }
-    Ok(OsString::from_vec(bytes.to_vec()))
-}
-
 /// RFC 3875 §4.1.6: PATH_INFO mapped onto the document tree the way Apache does it, the
 /// document root joined with it byte for byte, "irrespective of whether it maps to a valid
 /// repository location". PATH_INFO starts with `/` (the router makes it so).
@@ -180,48 +106,6 @@ fn path_translated(root: &Path, path_info: &OsStr) -> OsString {
     OsString::from_vec(translated)
 }
 
-/// RFC 3875 §4.1.14: the configured name, else the host the client asked for, else our address.
-fn server_name(config: &Config, req: &RequestInfo<'_>) -> String {
-    if let Some(name) = &config.server_name {
-        return name.clone();
-    }
-    let host = req
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())
-        .map(strip_port)
-        .filter(|h| is_host_name(h));
-    match host {
-        Some(h) => h.to_owned(),
-        None => req.local.ip().to_canonical().to_string(),
-    }
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
-    }
-    host.rsplit_once(':').map_or(host, |(h, _)| h)
-}
-
-fn is_host_name(host: &str) -> bool {
-    !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'))
-}
-
-fn protocol(version: Version) -> &'static str {
-    match version {
-        Version::HTTP_09 => "HTTP/0.9",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_2 => "HTTP/2.0",
-        Version::HTTP_3 => "HTTP/3.0",
-        _ => "HTTP/1.1",
-    }
-}
-
 fn request_uri(uri: &Uri) -> String {
     uri.path_and_query()
         .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned())
@@ -231,6 +115,7 @@ fn request_uri(uri: &Uri) -> String {
 mod tests {
     use super::*;
     use crate::config::{CgiMount, Limits};
+    use http::{HeaderMap, Method, Version};
     use std::path::PathBuf;
 
     fn config() -> Config {
@@ -478,12 +363,5 @@ mod tests {
         c.server_name = Some("portico.test".into());
         let v = vars(&c, "/", &[("host", "example.org")], None).unwrap();
         assert_eq!(get(&v, "SERVER_NAME"), Some("portico.test"));
-    }
-
-    #[test]
-    fn control_characters_in_values_are_refused() {
-        assert!(header_value(b"a\0b").is_err());
-        assert!(header_value(b"a\nb").is_err());
-        assert!(header_value(b"a\tb").is_ok());
     }
 }

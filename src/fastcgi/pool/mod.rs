@@ -7,6 +7,13 @@
 //! a libfcgi worker serves one connection at a time, so its socket gets one connection.
 //! A request that finds every endpoint at capacity waits, in FIFO order, up to the queue
 //! timeout, then gets a 503.
+//!
+//! Here: the pool (balancing, the queue of waiting requests, stopping the app) and the
+//! `Lease`, one request's hold on an endpoint. They share a file because each drives the
+//! other: a lease is made by the pool and gives its place back to the pool's queue.
+//! `endpoint` is the endpoint itself: its kept connections and its counters.
+
+mod endpoint;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,106 +25,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::conn::{Conn, Values, Writer};
 use super::mux::{MuxConn, Ticket};
-use crate::config::{Balance, Upstream};
+use crate::config::Balance;
 use crate::error::Error;
 
-/// One place requests can be sent: an upstream server or one launched worker's socket.
-pub struct Endpoint {
-    pub address: Upstream,
-    state: Mutex<EndpointState>,
-    /// The shared connection of an application that multiplexes (FCGI_MPXS_CONNS=1).
-    shared: tokio::sync::Mutex<Option<Arc<MuxConn>>>,
-}
-
-/// An endpoint's counters and kept connections; `pub` fields are what the status page shows.
-pub struct EndpointState {
-    idle: Vec<Conn>,
-    pub busy: usize,
-    pub capacity: usize,
-    /// Whether the capacity came from the config or the application (FCGI_GET_VALUES).
-    capacity_known: bool,
-    asking: bool,
-    /// False while a launched worker is starting, draining or stopped.
-    pub accepting: bool,
-    pub down_until: Option<Instant>,
-    pub served: u64,
-    pub failures: u64,
-    pub last_used: Instant,
-    /// Requests on new connections that have not heard back yet: kept connections are
-    /// closed while there are any, in case the application is out of workers to accept.
-    unanswered: usize,
-    /// Bumped when a launched worker is replaced: older connections are dropped.
-    pub generation: u64,
-    /// Set when a request ran past the launch's `request_timeout`: the worker is stuck.
-    pub stuck: bool,
-    /// Requests a launched worker may still take before it is recycled (`max_requests`).
-    pub requests_left: Option<u64>,
-    /// The application takes several requests on one connection (FCGI_MPXS_CONNS=1).
-    pub multiplexed: bool,
-}
-
-impl Endpoint {
-    pub fn new(address: Upstream, capacity: Option<usize>, default_capacity: usize) -> Endpoint {
-        Endpoint {
-            address,
-            state: Mutex::new(EndpointState {
-                idle: Vec::new(),
-                busy: 0,
-                capacity: capacity.unwrap_or(default_capacity),
-                capacity_known: capacity.is_some(),
-                asking: false,
-                accepting: true,
-                down_until: None,
-                served: 0,
-                failures: 0,
-                last_used: Instant::now(),
-                unanswered: 0,
-                generation: 0,
-                stuck: false,
-                requests_left: None,
-                multiplexed: false,
-            }),
-            shared: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    pub fn state(&self) -> MutexGuard<'_, EndpointState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Drops every kept connection and starts a new generation (a worker was replaced).
-    pub fn reset(&self) {
-        let mut state = self.state();
-        state.idle.clear();
-        state.generation += 1;
-        state.stuck = false;
-        drop(state);
-        self.close_shared();
-    }
-
-    /// Closes the kept connections (a draining worker then sees its clients leave).
-    pub fn close_idle(&self) {
-        self.state().idle.clear();
-        self.close_shared();
-    }
-
-    fn close_shared(&self) {
-        if let Ok(mut shared) = self.shared.try_lock()
-            && let Some(mux) = shared.take()
-        {
-            mux.close();
-        }
-    }
-
-    fn is_down(state: &EndpointState, now: Instant) -> bool {
-        state.down_until.is_some_and(|until| until > now)
-    }
-
-    /// The share of its capacity in use, for least-busy balancing.
-    fn load(state: &EndpointState) -> f64 {
-        state.busy as f64 / state.capacity.max(1) as f64
-    }
-}
+pub use endpoint::{Endpoint, EndpointState};
 
 /// A mount's endpoints and the requests waiting for one.
 pub struct Pool {

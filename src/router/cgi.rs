@@ -1,20 +1,19 @@
-//! URL path -> the script that answers it. The only place that turns URL paths into
-//! file-system paths: percent-decoding, dot segments, NUL bytes and symlinks that leave
-//! the mounted directory are decided here and nowhere else.
+//! A `[[cgi]]` mount's path -> the script that answers it (RFC 3875 §4.1.13 SCRIPT_NAME,
+//! §4.1.5 PATH_INFO): the path is walked segment by segment under the mount until a
+//! regular executable file is found; the rest is PATH_INFO. A `script` mount runs its one
+//! script for every path under it.
 //!
-//! RFC 3875 §4.1.13 (SCRIPT_NAME) and §4.1.5 (PATH_INFO): the path is walked segment by
-//! segment under the mount until a regular executable file is found; the rest is PATH_INFO.
+//! The walk looks at the file system, so this is where a symlink that leaves the mounted
+//! directory is refused and where a file that is not runnable gets its 403.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use percent_encoding::percent_decode;
-
-use crate::auth::BasicAuth;
-use crate::config::{CgiMount, Config, FastcgiMount};
+use super::decode::{decode_path_info, decode_segment};
+use super::mount::find_mount;
+use crate::config::{CgiMount, Config};
 use crate::error::Error;
 
 #[derive(Debug)]
@@ -124,154 +123,9 @@ fn resolve_script<'c>(
     })
 }
 
-/// A request for a FastCGI application: what the route makes of its path.
-#[derive(Debug)]
-pub struct FastcgiMatch<'c> {
-    pub mount: &'c FastcgiMount,
-    pub script_name: OsString,
-    pub path_info: OsString,
-    pub script_filename: PathBuf,
-}
-
-impl FastcgiMatch<'_> {
-    pub fn target(&self) -> crate::meta::Target<'_> {
-        crate::meta::Target {
-            script_name: &self.script_name,
-            path_info: &self.path_info,
-            script_filename: &self.script_filename,
-            pass_authorization: self.mount.pass_authorization,
-        }
-    }
-}
-
-/// The FastCGI mount for a raw URL path, if one claims it. The path is decoded with the
-/// same rules as for scripts: the application may open SCRIPT_FILENAME, so nothing here
-/// may climb out of `root`.
-pub fn resolve_fastcgi<'c>(
-    config: &'c Config,
-    raw_path: &str,
-) -> Option<Result<FastcgiMatch<'c>, Error>> {
-    let mount = find_fastcgi_mount(config, raw_path)?;
-    Some(split_fastcgi(mount, &raw_path[mount.mount.len()..]))
-}
-
-fn split_fastcgi<'c>(mount: &'c FastcgiMount, rest: &str) -> Result<FastcgiMatch<'c>, Error> {
-    let mut script_name = mount.mount.as_bytes().to_vec();
-    let mut relative = Vec::new();
-    let mut segments = rest.split('/').skip(1);
-    if mount.script.is_none() {
-        // Without a split suffix the whole path names the script; with one, it ends at the
-        // first segment that carries the suffix.
-        for raw in segments.by_ref() {
-            if raw.is_empty() {
-                continue;
-            }
-            let segment = decode_segment(raw)?;
-            script_name.push(b'/');
-            script_name.extend_from_slice(&segment);
-            relative.push(segment);
-            let ends_script = mount.split_path_info.as_deref().is_some_and(|suffix| {
-                relative
-                    .last()
-                    .is_some_and(|s| s.ends_with(suffix.as_bytes()))
-            });
-            if ends_script {
-                break;
-            }
-        }
-    }
-    let path_info = decode_path_info(segments)?;
-    let script_filename = match (&mount.script, &mount.root) {
-        (Some(script), _) => script.clone(),
-        (None, Some(root)) => relative.iter().fold(root.clone(), |path, segment| {
-            path.join(OsStr::from_bytes(segment))
-        }),
-        (None, None) => return Err(Error::NotFound),
-    };
-    Ok(FastcgiMatch {
-        mount,
-        script_name: OsString::from_vec(script_name),
-        path_info,
-        script_filename,
-    })
-}
-
 /// A regular file runs when it is executable or has an interpreter by its extension.
 fn is_runnable(meta: &std::fs::Metadata, interpreter: Option<&[OsString]>) -> bool {
     interpreter.is_some() || meta.permissions().mode() & 0o111 != 0
-}
-
-/// The Basic authentication of the mount that claims a raw URL path, FastCGI mounts first
-/// as in `resolve_fastcgi`. Asked before the path is resolved, so that a client without
-/// credentials learns nothing of what the mount holds (401, never 404 or 403).
-pub fn auth_for<'c>(config: &'c Config, raw_path: &str) -> Option<&'c Arc<BasicAuth>> {
-    match find_fastcgi_mount(config, raw_path) {
-        Some(mount) => mount.auth.as_ref(),
-        None => find_mount(config, raw_path).and_then(|(mount, _)| mount.auth.as_ref()),
-    }
-}
-
-/// The longest FastCGI mount whose path is a whole-segment prefix of `raw_path`.
-fn find_fastcgi_mount<'c>(config: &'c Config, raw_path: &str) -> Option<&'c FastcgiMount> {
-    config
-        .fastcgi
-        .iter()
-        .filter(|m| is_under(&m.mount, raw_path))
-        .max_by_key(|m| m.mount.len())
-}
-
-/// The longest mount whose path is a whole-segment prefix of `raw_path`, and the rest.
-fn find_mount<'c, 'p>(config: &'c Config, raw_path: &'p str) -> Option<(&'c CgiMount, &'p str)> {
-    config
-        .cgi
-        .iter()
-        .filter(|m| is_under(&m.mount, raw_path))
-        .max_by_key(|m| m.mount.len())
-        .map(|m| (m, &raw_path[m.mount.len()..]))
-}
-
-/// Whether `mount` is a whole-segment prefix of `raw_path` (`/cgi-bin` is not under `/cgi`).
-fn is_under(mount: &str, raw_path: &str) -> bool {
-    raw_path
-        .strip_prefix(mount)
-        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// One segment, decoded once: a decoded '/' or '\\' would smuggle a separator in,
-/// dot segments would climb out, and NUL would cut the path short in the kernel.
-fn decode_segment(raw: &str) -> Result<Vec<u8>, Error> {
-    let segment: Vec<u8> = percent_decode(raw.as_bytes()).collect();
-    if segment.contains(&0) {
-        return Err(Error::BadRequest("NUL byte in path"));
-    }
-    if segment == b"." || segment == b".." {
-        return Err(Error::Forbidden("dot segment in path"));
-    }
-    if segment.contains(&b'/') || segment.contains(&b'\\') {
-        return Err(Error::Forbidden("encoded separator in path"));
-    }
-    Ok(segment)
-}
-
-/// RFC 3875 §4.1.5: PATH_INFO is decoded. It names no file Portico opens, but it becomes
-/// PATH_TRANSLATED, so dot segments and NUL are refused here too.
-fn decode_path_info<'a>(segments: impl Iterator<Item = &'a str>) -> Result<OsString, Error> {
-    let mut info = Vec::new();
-    for raw in segments {
-        let segment: Vec<u8> = percent_decode(raw.as_bytes()).collect();
-        if segment.contains(&0) {
-            return Err(Error::BadRequest("NUL byte in path"));
-        }
-        if segment
-            .split(|b| *b == b'/')
-            .any(|s| s == b".." || s == b".")
-        {
-            return Err(Error::Forbidden("dot segment in path"));
-        }
-        info.push(b'/');
-        info.extend_from_slice(&segment);
-    }
-    Ok(OsString::from_vec(info))
 }
 
 fn is_inside(path: &std::path::Path, root: &std::path::Path) -> bool {
@@ -286,19 +140,19 @@ fn io_to_error(err: std::io::Error) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::config::Limits;
     use std::os::unix::fs::symlink;
-    use std::path::Path;
-    use std::time::Duration;
 
-    struct Tree {
+    pub(in crate::router) struct Tree {
         _dir: tempfile::TempDir,
-        config: Config,
+        pub(in crate::router) config: Config,
     }
 
-    fn tree() -> Tree {
+    /// A mount's directory of scripts, with links that stay inside it and links that
+    /// leave it; shared with the FastCGI tests, whose config it also carries.
+    pub(in crate::router) fn tree() -> Tree {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().canonicalize().unwrap();
         let bin = root.join("bin");
@@ -443,70 +297,6 @@ mod tests {
                 (want, got) => panic!("{path}: want {want:?}, got {got:?}"),
             }
         }
-    }
-
-    #[test]
-    fn fastcgi_paths_split_like_nginx() {
-        use crate::config::Upstream;
-        let mut t = tree();
-        let mount = |mount: &str, script: Option<&str>, split: Option<&str>| FastcgiMount {
-            mount: mount.into(),
-            upstreams: vec![Upstream::Tcp("127.0.0.1:9000".into())],
-            launch: None,
-            balance: crate::config::Balance::LeastBusy,
-            max_connections: None,
-            fail_timeout: Duration::from_secs(1),
-            root: Some(PathBuf::from("/srv/php")),
-            script: script.map(PathBuf::from),
-            split_path_info: split.map(Into::into),
-            params: vec![],
-            auth: None,
-            pass_authorization: false,
-            connect_timeout: Duration::from_secs(1),
-            read_timeout: Duration::from_secs(1),
-        };
-        t.config.fastcgi = vec![
-            mount("/php", None, Some(".php")),
-            mount("/app", Some("/srv/app/main.py"), None),
-            mount("/plain", None, None),
-        ];
-        // (path, Ok((SCRIPT_NAME, PATH_INFO, SCRIPT_FILENAME)) or Err(status))
-        type Want = Result<(&'static str, &'static str, &'static str), u16>;
-        let cases: &[(&str, Want)] = &[
-            (
-                "/php/index.php",
-                Ok(("/php/index.php", "", "/srv/php/index.php")),
-            ),
-            (
-                "/php/a/b.php/x/y",
-                Ok(("/php/a/b.php", "/x/y", "/srv/php/a/b.php")),
-            ),
-            (
-                "/php/my%20page.php",
-                Ok(("/php/my page.php", "", "/srv/php/my page.php")),
-            ),
-            ("/php/dir/", Ok(("/php/dir", "", "/srv/php/dir"))),
-            ("/app", Ok(("/app", "", "/srv/app/main.py"))),
-            ("/app/users/7", Ok(("/app", "/users/7", "/srv/app/main.py"))),
-            ("/plain/a/b", Ok(("/plain/a/b", "", "/srv/php/a/b"))),
-            ("/php/../etc/passwd", Err(403)),
-            ("/php/%2e%2e/x.php", Err(403)),
-            ("/php/a%2fb.php", Err(403)),
-            ("/php/x.php%00.txt", Err(400)),
-        ];
-        for (path, want) in cases {
-            let got = resolve_fastcgi(&t.config, path).expect("a fastcgi mount");
-            match (want, got) {
-                (Ok((name, info, file)), Ok(m)) => {
-                    assert_eq!(m.script_name, *name, "{path}");
-                    assert_eq!(m.path_info, *info, "{path}");
-                    assert_eq!(m.script_filename, Path::new(file), "{path}");
-                }
-                (Err(status), Err(e)) => assert_eq!(e.status().as_u16(), *status, "{path}"),
-                (want, got) => panic!("{path}: want {want:?}, got {got:?}"),
-            }
-        }
-        assert!(resolve_fastcgi(&t.config, "/cgi-bin/hello.sh").is_none());
     }
 
     #[test]
