@@ -50,6 +50,8 @@ struct EndpointStatus {
     busy: usize,
     capacity: usize,
     served: u64,
+    /// Of `served`, the requests the application failed.
+    failed: u64,
     connect_failures: u64,
     healthy: bool,
     accepting: bool,
@@ -100,6 +102,7 @@ fn collect(gateway: &impl Source) -> Status {
                         busy: s.busy,
                         capacity: s.capacity,
                         served: s.served,
+                        failed: s.failed,
                         connect_failures: s.failures,
                         healthy: s.down_until.is_none_or(|until| until <= now),
                         accepting: s.accepting,
@@ -149,16 +152,17 @@ fn html(status: &Status) -> String {
         );
         out.push_str(
             "<table><tr><th>endpoint</th><th>busy</th><th>capacity</th><th>served</th>\
-             <th>connect failures</th><th>health</th></tr>",
+             <th>failed</th><th>connect failures</th><th>health</th></tr>",
         );
         for e in &mount.endpoints {
             let _ = write!(
                 out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 escape(&e.address),
                 e.busy,
                 e.capacity,
                 e.served,
+                e.failed,
                 e.connect_failures,
                 if e.healthy {
                     "ok"

@@ -222,6 +222,8 @@ impl Exchange {
         );
         match lease.reconnect().await {
             Ok(conn) => {
+                // A new connection may sit in the listen queue of an app being stopped.
+                self.stopping.get_or_insert_with(|| lease.stopping());
                 let (half, writer) = split(Link::Direct(conn));
                 self.sending = Some(Sending::start(writer, half.id, replay.params, replay.body));
                 self.conn = Some(half);
@@ -453,6 +455,9 @@ impl Exchange {
     /// connection back (kept if the request ended cleanly).
     async fn finish(mut self, stop: Stop) {
         let is_complete = matches!(stop, Stop::Ended) && !self.redirected;
+        // What the supervisor counts: a worker that takes requests and answers none backs
+        // off. A client that left or a shutdown is nobody's failure.
+        let clean = !matches!(stop, Stop::Broken(_) | Stop::Deadline(_)) && self.failed.is_none();
         if is_complete && (self.head_tx.is_none() || self.ready.is_some()) {
             self.complete.store(true, Ordering::Release);
         }
@@ -516,7 +521,7 @@ impl Exchange {
                 None
             }
         };
-        lease.release(kept, true);
+        lease.release(kept, clean);
     }
 }
 

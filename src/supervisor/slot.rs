@@ -25,6 +25,8 @@ pub(super) struct Slot {
     pub(super) started: Instant,
     /// The endpoint's request count when this process started.
     pub(super) served_before: u64,
+    /// The endpoint's failed request count when this process started.
+    pub(super) failed_before: u64,
     /// Requests after which this worker is recycled (max_requests plus its jitter).
     pub(super) max_requests: Option<u64>,
     pub(super) crashes_in_a_row: u32,
@@ -69,6 +71,7 @@ pub(super) fn start_process(
     slot.phase = Phase::Running;
     let mut state = slot.endpoint.state();
     slot.served_before = state.served;
+    slot.failed_before = state.failed;
     state.accepting = true;
     state.requests_left = slot.max_requests;
     Ok(())

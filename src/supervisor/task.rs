@@ -115,6 +115,7 @@ impl State {
             phase: Phase::Running,
             started: Instant::now(),
             served_before: 0,
+            failed_before: 0,
             max_requests: self.launch.max_requests.map(|m| m + jitter),
             crashes_in_a_row: 0,
             restarts: 0,
@@ -147,7 +148,11 @@ impl State {
         slot.endpoint.reset();
         slot.endpoint.state().accepting = false;
         let lived = slot.started.elapsed();
-        let served = slot.endpoint.state().served - slot.served_before;
+        let (served, clean) = {
+            let state = slot.endpoint.state();
+            let served = state.served - slot.served_before;
+            (served, served - (state.failed - slot.failed_before))
+        };
         match slot.phase {
             Phase::Stopping(_) if self.pool.stopped().is_some() => {
                 slot.last_exit = Some(how);
@@ -171,10 +176,13 @@ impl State {
         slot.last_exit = Some(how.clone());
         slot.restarts += 1;
         let failed_start = served == 0 && lived < START_WINDOW;
-        // A worker that came up and served is a crash, not a failing start: it is replaced
-        // at once, as supervisord does past `startsecs`, so that a few crashes spread over
-        // minutes never leave the mount without workers for seconds.
-        if !failed_start {
+        // A worker that came up and answered a request is a crash, not a failing start: it
+        // is replaced at once, as supervisord does past `startsecs`, so that a few crashes
+        // spread over minutes never leave the mount without workers for seconds. One that
+        // took requests but answered none (a crash on every request) backs off like a
+        // failing start, without stopping the app: a restart per request would only burn
+        // CPU.
+        if clean > 0 {
             slot.crashes_in_a_row = 0;
         }
         let backoff = BACKOFF.0 * 2u32.saturating_pow(slot.crashes_in_a_row.min(10));

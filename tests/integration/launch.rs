@@ -175,6 +175,57 @@ fn workers_that_crash_after_serving_are_restarted_without_growing_backoff() {
     }
 }
 
+/// A worker that crashes on every request it takes is not restarted at once each time:
+/// its restarts back off, as a failing start's do, and a clean answer resets that.
+#[test]
+fn a_worker_that_crashes_on_every_request_backs_off_and_a_clean_answer_resets_it() {
+    let fx = Fixture::new();
+    let portico = serve(&fx, "workers = 1", "");
+    assert_eq!(portico.get("/app/hello").status, 200);
+    let hammering = Instant::now();
+    let mut answers = 0;
+    while hammering.elapsed() < Duration::from_secs(4) {
+        let status = portico.get("/app/crash").status;
+        assert!(matches!(status, 502 | 503), "a crash answered {status}");
+        answers += 1;
+    }
+    let worker = &status(&portico)["fastcgi"][0]["workers"][0];
+    let restarts = worker["restarts"].as_u64().unwrap();
+    // Backing off from 100 ms and doubling: about 5 restarts in 4 s; one per request
+    // would be one each 100 ms or less.
+    assert!(
+        (2..=8).contains(&restarts),
+        "{restarts} restarts for {answers} crashing requests in 4 s\n{}",
+        portico.log()
+    );
+    let endpoint = &status(&portico)["fastcgi"][0]["endpoints"][0];
+    assert!(
+        endpoint["failed"].as_u64().unwrap() >= restarts,
+        "{endpoint}"
+    );
+    // The app is not stopped: it answers again once the backoff has passed, and a
+    // clean answer makes the next crash a restart at once.
+    let recovered = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(12), || portico.get("/app/hello").status
+            == 200),
+        "no clean answer after the crashes\n{}",
+        portico.log()
+    );
+    assert!(recovered.elapsed() < Duration::from_secs(12));
+    assert!(matches!(portico.get("/app/crash").status, 502 | 503));
+    let crashed = Instant::now();
+    assert!(wait_until(Duration::from_secs(1), || portico
+        .get("/app/hello")
+        .status
+        == 200));
+    assert!(
+        crashed.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        crashed.elapsed()
+    );
+}
+
 #[test]
 fn a_hung_request_gets_504_and_its_worker_is_replaced() {
     let fx = Fixture::new();

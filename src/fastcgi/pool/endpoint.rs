@@ -34,7 +34,11 @@ pub struct EndpointState {
     /// False while a launched worker is starting, draining or stopped.
     pub accepting: bool,
     pub down_until: Option<Instant>,
+    /// Requests the application took, however they ended.
     pub served: u64,
+    /// Of those, the ones the application failed: it closed the connection or crashed
+    /// before FCGI_END_REQUEST, missed a deadline, or sent what does not parse.
+    pub failed: u64,
     pub failures: u64,
     pub last_used: Instant,
     /// Requests on new connections that have not heard back yet: kept connections are
@@ -63,6 +67,7 @@ impl Endpoint {
                 accepting: true,
                 down_until: None,
                 served: 0,
+                failed: 0,
                 failures: 0,
                 last_used: Instant::now(),
                 unanswered: 0,

@@ -385,17 +385,24 @@ impl Lease {
         }
     }
 
+    /// Cancelled when the application is stopped.
+    pub fn stopping(&self) -> CancellationToken {
+        self.pool.stopping()
+    }
+
     /// The request ran past its deadline: a launched worker is killed and replaced.
     pub fn mark_stuck(&self) {
         self.endpoint.state().stuck = true;
     }
 
-    /// Gives the endpoint back, with the connection kept if it is clean to reuse.
-    pub fn release(mut self, conn: Option<Conn>, served: bool) {
-        self.give_back(conn, served);
+    /// Gives the endpoint back after a request the application took, with the connection
+    /// kept if it is clean to reuse; `clean` when the request ended as it should.
+    pub fn release(mut self, conn: Option<Conn>, clean: bool) {
+        self.give_back(conn, Some(clean));
     }
 
-    fn give_back(&mut self, conn: Option<Conn>, served: bool) {
+    /// `taken`: whether the request ended cleanly, if the application took it at all.
+    fn give_back(&mut self, conn: Option<Conn>, taken: Option<bool>) {
         if self.released {
             return;
         }
@@ -406,8 +413,9 @@ impl Lease {
             state.asking = false;
         }
         state.busy -= 1;
-        if served {
+        if let Some(clean) = taken {
             state.served += 1;
+            state.failed += u64::from(!clean);
             state.last_used = Instant::now();
         }
         if let Some(conn) = conn
@@ -425,7 +433,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        self.give_back(None, false);
+        self.give_back(None, None);
     }
 }
 
