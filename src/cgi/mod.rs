@@ -9,6 +9,7 @@
 
 pub mod env;
 pub mod exec;
+mod pipes;
 pub mod response;
 mod run;
 pub mod spawn;

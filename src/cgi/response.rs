@@ -209,8 +209,10 @@ fn parse_status(value: &[u8]) -> Option<(StatusCode, Option<String>)> {
         return None;
     }
     let status = StatusCode::from_bytes(code).ok()?;
-    if status.as_u16() < 200 {
-        return None; // a CGI response cannot be interim
+    // A CGI response cannot be interim; `http` takes 100-999, HTTP has only 1xx-5xx
+    // (RFC 9110 §15).
+    if !(200..=599).contains(&status.as_u16()) {
+        return None;
     }
     let phrase = std::str::from_utf8(rest.trim_ascii()).ok()?;
     let phrase = (!phrase.is_empty()).then(|| phrase.to_owned());
@@ -349,6 +351,13 @@ mod tests {
             ("Status: 20", HeadError::BadStatus),
             ("Status: 2000", HeadError::BadStatus),
             ("Status: 100 Continue", HeadError::BadStatus),
+            // Three digits, but no HTTP status (RFC 9110 §15): found by fuzz/cgi_head.
+            ("Status: 600 Beyond", HeadError::BadStatus),
+            (
+                "Status: 844\nContent-Type: text/plain",
+                HeadError::BadStatus,
+            ),
+            ("Status: 999", HeadError::BadStatus),
             (
                 "Content-Type: a\nContent-Length: -1",
                 HeadError::BadContentLength,
@@ -373,6 +382,10 @@ mod tests {
         );
         assert_eq!(
             parse_nph(b"HTTP/1.1 OK\r\n").unwrap_err(),
+            HeadError::BadStatusLine
+        );
+        assert_eq!(
+            parse_nph(b"HTTP/1.1 700 Seven\r\n").unwrap_err(),
             HeadError::BadStatusLine
         );
     }

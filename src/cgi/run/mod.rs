@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt;
-use http::{Method, StatusCode};
+use http::Method;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -23,13 +23,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::Job;
 use super::exec::Rlimit;
-use super::response::{self, Head, Kind};
+use super::response::Kind;
 use super::spawn::{self, Exit, Input, Process};
 use super::stderr::{self, Tail};
-use crate::backend::{Reply, RequestLine, Runner, Stop};
+use crate::backend::{Reply, RequestLine, Stop};
 use crate::body::RequestBody;
 use crate::config::Limits;
-use crate::error::{Deadline, Error};
+use crate::error::Error;
+
+mod report;
+mod stdout;
+
+use report::Report;
+use stdout::declared_length;
 
 /// Reads of the body: large, so big responses take few wake-ups.
 const READ_CHUNK: usize = 64 * 1024;
@@ -259,127 +265,6 @@ impl Run {
         }
     }
 
-    /// Reads stdout until the blank line that ends the head. The outer error is why reading
-    /// stopped early; the inner one a head that does not parse.
-    async fn read_head(
-        &mut self,
-        buf: &mut BytesMut,
-        head_tx: &mut oneshot::Sender<Reply>,
-    ) -> Result<Result<(Head, Bytes), response::HeadError>, Stop> {
-        let deadline = self.head_deadline.min(self.total_deadline);
-        let which = if self.head_deadline <= self.total_deadline {
-            Deadline::Head
-        } else {
-            Deadline::Total
-        };
-        loop {
-            if let Some((parsed, raw)) = response::take_head(buf, self.is_nph) {
-                return Ok(parsed.map(|head| (head, raw)));
-            }
-            buf.reserve(HEAD_CHUNK);
-            tokio::select! {
-                read = self.process.stdout.read_buf(buf) => match read {
-                    Ok(0) => return Err(Stop::Ended),
-                    Ok(_) => {}
-                    Err(e) => return Err(Stop::Broken(format!("reading stdout: {e}"))),
-                },
-                _ = sleep_until(deadline) => return Err(Stop::Deadline(which)),
-                _ = head_tx.closed() => return Err(Stop::ClientGone),
-                _ = self.kill_all.cancelled() => return Err(Stop::Shutdown),
-            }
-        }
-    }
-
-    /// Reads on for up to `GATHER_WINDOW` after the head, while less than a large read has
-    /// come. `Some` when stdout ended (or failed) within it.
-    async fn gather(&mut self, buf: &mut BytesMut) -> Option<Stop> {
-        let until = tokio::time::Instant::now() + GATHER_WINDOW;
-        while buf.len() < READ_CHUNK {
-            buf.reserve(HEAD_CHUNK);
-            tokio::select! {
-                read = self.process.stdout.read_buf(buf) => match read {
-                    Ok(0) => return Some(Stop::Ended),
-                    Ok(_) => {}
-                    Err(e) => return Some(Stop::Broken(format!("reading stdout: {e}"))),
-                },
-                _ = sleep_until(until) => return None,
-            }
-        }
-        None
-    }
-
-    /// Copies stdout to the client (or drains it when `body_tx` is `None`) until EOF,
-    /// a deadline, a client gone or shutdown.
-    ///
-    /// `owed` is what is left of the Content-Length the script declared: once the client
-    /// has it all, hyper has ended the response and lets go of the body, which is then no
-    /// client gone but a script still on its way out. Its output is drained to its end
-    /// (within the deadlines) rather than the script killed.
-    async fn pipe_body(
-        &mut self,
-        buf: &mut BytesMut,
-        mut body_tx: Option<&mpsc::Sender<io::Result<Bytes>>>,
-        mut owed: Option<u64>,
-    ) -> (Stop, u64) {
-        let mut sent = 0;
-        // Small reads until the script shows it has a lot to say.
-        let mut chunk = HEAD_CHUNK;
-        let stop = loop {
-            buf.clear();
-            buf.reserve(chunk);
-            let idle = tokio::time::Instant::now() + self.idle_timeout;
-            let (deadline, which) = if idle < self.total_deadline {
-                (idle, Deadline::Idle)
-            } else {
-                (self.total_deadline, Deadline::Total)
-            };
-            let client_gone = async {
-                match body_tx {
-                    Some(tx) => tx.closed().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                read = self.process.stdout.read_buf(buf) => match read {
-                    Ok(0) => break Stop::Ended,
-                    Ok(n) => {
-                        if n >= HEAD_CHUNK / 2 {
-                            chunk = READ_CHUNK;
-                        }
-                        if let Some(tx) = body_tx {
-                            // A client that stops reading holds the script up, but only
-                            // until the total deadline.
-                            tokio::select! {
-                                sent_ok = tx.send(Ok(buf.split().freeze())) => if sent_ok.is_err() {
-                                    if owed == Some(0) {
-                                        body_tx = None;
-                                        continue;
-                                    }
-                                    break Stop::ClientGone;
-                                },
-                                _ = sleep_until(self.total_deadline) => break Stop::Deadline(Deadline::Total),
-                                _ = self.kill_all.cancelled() => break Stop::Shutdown,
-                            }
-                            sent += n as u64;
-                            owed = owed.map(|o| o.saturating_sub(n as u64));
-                        }
-                    }
-                    Err(e) => break Stop::Broken(format!("reading stdout: {e}")),
-                },
-                _ = sleep_until(deadline) => break Stop::Deadline(which),
-                _ = client_gone => {
-                    if owed == Some(0) {
-                        body_tx = None;
-                        continue;
-                    }
-                    break Stop::ClientGone;
-                }
-                _ = self.kill_all.cancelled() => break Stop::Shutdown,
-            }
-        };
-        (stop, sent)
-    }
-
     /// Reaps the script if it exits within `EXIT_SETTLE` of the end of its stdout; the
     /// signal that killed it, if one did.
     async fn settle(&mut self) -> Option<i32> {
@@ -421,96 +306,6 @@ impl Run {
             }
         }
         self.process.terminate(self.kill_grace).await
-    }
-
-    fn log(&mut self, report: &Report) {
-        let (exit, exited_cleanly, cpu_ms, max_rss_kb) = match &report.exit {
-            Ok(e) => (
-                e.status.to_string(),
-                e.status.is_success(),
-                e.cpu.as_secs_f64() * 1000.0,
-                e.max_rss_kb,
-            ),
-            Err(e) => (format!("unknown ({e})"), false, 0.0, 0),
-        };
-        let failure = report.failure.as_ref().map(|(_, error)| error);
-        // RFC 3875 §6.2.2: the request goes on as another, whose line is the access-log
-        // file's.
-        if report.redirect.is_some() {
-            self.line.access = None;
-        }
-        let failed = failure.is_some() || !exited_cleanly || !matches!(report.stop, Stop::Ended);
-        let stderr = if failed {
-            self.tail.lines()
-        } else {
-            Vec::new()
-        };
-        let runner = Runner::Script {
-            script: &self.script,
-            pid: self.process.pid(),
-            exit: &exit,
-            exited_cleanly,
-            cpu_ms,
-            max_rss_kb,
-            stderr: &stderr,
-            redirect: report.redirect.as_deref(),
-        };
-        self.line.write(
-            report.status.as_u16(),
-            report.bytes,
-            &report.stop,
-            runner,
-            failure,
-        );
-    }
-}
-
-/// The Content-Length the script declared, which hyper holds the response to.
-fn declared_length(head: &Head) -> Option<u64> {
-    head.headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
-/// How one run went, for its log line.
-struct Report {
-    /// The status sent, or the one the failure maps to.
-    status: StatusCode,
-    bytes: u64,
-    stop: Stop,
-    exit: io::Result<Exit>,
-    /// A run that failed before its head: the gateway's answer waits for the log line, so
-    /// that the line (with the script's stderr) is written when the client sees the error.
-    failure: Option<(oneshot::Sender<Reply>, Error)>,
-    /// RFC 3875 §6.2.2: the path the request goes on as; that one writes the access-log
-    /// file's line.
-    redirect: Option<String>,
-}
-
-impl Report {
-    fn failed(&self) -> bool {
-        let clean_exit = matches!(&self.exit, Ok(e) if e.status.is_success());
-        self.failure.is_some() || !matches!(self.stop, Stop::Ended) || !clean_exit
-    }
-
-    fn failed_before_head(
-        head_tx: oneshot::Sender<Reply>,
-        error: Error,
-        stop: Stop,
-        exit: io::Result<Exit>,
-    ) -> Report {
-        Report {
-            status: error.status(),
-            bytes: 0,
-            stop,
-            exit,
-            failure: Some((head_tx, error)),
-            redirect: None,
-        }
     }
 }
 
