@@ -19,6 +19,7 @@
 
 mod access_line;
 mod cgi;
+mod error;
 mod exchange;
 mod records;
 mod request;
@@ -39,6 +40,7 @@ use crate::config::{self, Config};
 use crate::fastcgi::params;
 use crate::{fastcgi, meta, router, server, wsgi};
 use access_line::AccessLines;
+pub use error::ExplainError;
 use exchange::Exchange;
 use request::Request;
 
@@ -77,19 +79,6 @@ pub struct Timing {
     /// From the first byte of the request written.
     pub first_byte: f64,
     pub last_byte: f64,
-}
-
-/// Why a request could not be explained.
-#[derive(Debug, thiserror::Error)]
-pub enum ExplainError {
-    #[error("{0}")]
-    Config(#[from] config::ConfigError),
-    #[error("bad request: {0}")]
-    Request(String),
-    #[error("{0}")]
-    Route(#[from] crate::error::Error),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// Which backend answers the path, as the gateway decides it.

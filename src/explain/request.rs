@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
 
-use super::ExplainError;
+use super::error::ExplainError;
 use crate::cli::ExplainArgs;
 
 pub struct Request {

@@ -40,7 +40,7 @@ impl Local {
             // A dropped handle stops the server too.
             let _ = stopped.await;
         };
-        let serving = tokio::spawn(super::serve(
+        let serving = tokio::spawn(super::serve::serve(
             config,
             gateway,
             vec![listener],

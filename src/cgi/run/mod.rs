@@ -154,7 +154,7 @@ impl Run {
                 stderr = None;
             }
         }
-        self.log(&report);
+        report.log(&mut self.line, &self.script, self.process.pid(), &self.tail);
         if let Some((head_tx, error)) = report.failure {
             let _ = head_tx.send(Reply::Failed(error));
         }

@@ -6,9 +6,9 @@ use std::io;
 use http::StatusCode;
 use tokio::sync::oneshot;
 
-use super::Run;
-use crate::backend::{Reply, Runner, Stop};
+use crate::backend::{Reply, RequestLine, Runner, Stop};
 use crate::cgi::spawn::Exit;
+use crate::cgi::stderr::Tail;
 use crate::error::Error;
 
 /// How one run went, for its log line.
@@ -49,9 +49,10 @@ impl Report {
     }
 }
 
-impl Run {
-    pub(super) fn log(&mut self, report: &Report) {
-        let (exit, exited_cleanly, cpu_ms, max_rss_kb) = match &report.exit {
+impl Report {
+    /// Writes the run's access line for `script`, with its last stderr lines if it failed.
+    pub(super) fn log(&self, line: &mut RequestLine, script: &str, pid: u32, tail: &Tail) {
+        let (exit, exited_cleanly, cpu_ms, max_rss_kb) = match &self.exit {
             Ok(e) => (
                 e.status.to_string(),
                 e.status.is_success(),
@@ -60,32 +61,31 @@ impl Run {
             ),
             Err(e) => (format!("unknown ({e})"), false, 0.0, 0),
         };
-        let failure = report.failure.as_ref().map(|(_, error)| error);
+        let failure = self.failure.as_ref().map(|(_, error)| error);
         // RFC 3875 §6.2.2: the request goes on as another, whose line is the access-log
         // file's.
-        if report.redirect.is_some() {
-            self.line.access = None;
+        if self.redirect.is_some() {
+            line.access = None;
         }
-        let failed = failure.is_some() || !exited_cleanly || !matches!(report.stop, Stop::Ended);
-        let stderr = if failed {
-            self.tail.lines()
+        let stderr = if self.failed() {
+            tail.lines()
         } else {
             Vec::new()
         };
         let runner = Runner::Script {
-            script: &self.script,
-            pid: self.process.pid(),
+            script,
+            pid,
             exit: &exit,
             exited_cleanly,
             cpu_ms,
             max_rss_kb,
             stderr: &stderr,
-            redirect: report.redirect.as_deref(),
+            redirect: self.redirect.as_deref(),
         };
-        self.line.write(
-            report.status.as_u16(),
-            report.bytes,
-            &report.stop,
+        line.write(
+            self.status.as_u16(),
+            self.bytes,
+            &self.stop,
             runner,
             failure,
         );
