@@ -44,6 +44,8 @@ pub struct Connection {
     shared: Arc<Shared>,
     /// Armed when a write finds the socket full; a write that makes progress disarms it.
     stalled: Option<Pin<Box<Sleep>>>,
+    /// Until the client's first byte: when it must have come by, and the timer for it.
+    first_byte: Option<(Instant, Option<Pin<Box<Sleep>>>)>,
 }
 
 struct Shared {
@@ -99,6 +101,15 @@ pub struct Closer {
     shared: Arc<Shared>,
 }
 
+/// The bounds on a client that sends or reads nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// From accept to the client's first byte.
+    pub first_byte: Duration,
+    /// The longest a response write waits for the client to take a byte.
+    pub send: Duration,
+}
+
 /// The bounds of a lingering close (`[limits] lingering_*` in the config).
 #[derive(Clone, Copy, Debug)]
 pub struct Lingering {
@@ -119,7 +130,11 @@ pub enum CutOff {
 }
 
 impl Connection {
-    pub fn new(stream: TcpStream, send_timeout: Duration) -> (Connection, Takeover, Closer) {
+    /// `timeouts`: how long the client has to send its first byte (hyper's header read
+    /// timeout starts only once the HTTP version is known), and how long a write may wait
+    /// for a client that does not read.
+    pub fn new(stream: TcpStream, timeouts: Timeouts) -> (Connection, Takeover, Closer) {
+        let send_timeout = timeouts.send;
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
             write: ManuallyDrop::new(write),
@@ -134,6 +149,7 @@ impl Connection {
                 read,
                 shared: shared.clone(),
                 stalled: None,
+                first_byte: Some((Instant::now() + timeouts.first_byte, None)),
             },
             Takeover {
                 shared: shared.clone(),
@@ -262,10 +278,19 @@ impl hyper::rt::Read for Connection {
     ) -> Poll<io::Result<()>> {
         // SAFETY: tokio's ReadBuf only writes initialised bytes into the unfilled part and
         // reports how many; exactly that many are then marked filled.
-        let filled = unsafe {
+        let read = unsafe {
             let mut read_buf = tokio::io::ReadBuf::uninit(buf.as_mut());
-            ready!(Pin::new(&mut self.read).poll_read(cx, &mut read_buf))?;
-            read_buf.filled().len()
+            match Pin::new(&mut self.read).poll_read(cx, &mut read_buf) {
+                Poll::Ready(r) => Poll::Ready(r.map(|()| read_buf.filled().len())),
+                Poll::Pending => Poll::Pending,
+            }
+        };
+        let filled = match read {
+            Poll::Ready(filled) => {
+                self.first_byte = None;
+                filled?
+            }
+            Poll::Pending => return self.poll_first_byte(cx),
         };
         if filled == 0 && buf.remaining() > 0 {
             self.shared.peer_closed.store(true, Ordering::Relaxed);
@@ -277,6 +302,21 @@ impl hyper::rt::Read for Connection {
 }
 
 impl Connection {
+    /// A connection on which nothing has come yet gives up at its first-byte deadline:
+    /// hyper-util detects the HTTP version before hyper's header read timeout starts, and
+    /// would wait for a silent client for ever (slowloris with no bytes at all).
+    fn poll_first_byte(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some((deadline, timer)) = &mut self.first_byte else {
+            return Poll::Pending;
+        };
+        let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(*deadline)));
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client sent nothing within header_read_timeout_seconds",
+        )))
+    }
+
     /// Ready when the socket may take bytes; an error once it has taken none for the send
     /// timeout (a write that takes some disarms it). hyper has no write timeout of its own, and a client that stops reading
     /// would otherwise hold its connection, and the script or FastCGI request behind it,

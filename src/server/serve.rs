@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::connection::{Connection, Lingering};
+use crate::connection::{Connection, Lingering, Timeouts};
 use crate::gateway::{Gateway, Peer};
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
@@ -67,7 +67,10 @@ pub(super) async fn serve(
         timeout: config.limits.lingering_timeout,
         max_bytes: config.limits.max_lingering_bytes,
     };
-    let send_timeout = config.limits.send_timeout;
+    let timeouts = Timeouts {
+        first_byte: config.limits.header_read_timeout,
+        send: config.limits.send_timeout,
+    };
 
     let mut acceptors = JoinSet::new();
     for listener in listeners {
@@ -101,7 +104,7 @@ pub(super) async fn serve(
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let (io, takeover, closer) = Connection::new(stream, send_timeout);
+                let (io, takeover, closer) = Connection::new(stream, timeouts);
                 let peer = Peer {
                     remote,
                     local,
@@ -127,17 +130,14 @@ pub(super) async fn serve(
                             connection.await
                         }
                     };
-                    let head_timed_out = result.as_ref().is_err_and(|error| {
-                        error
-                            .downcast_ref::<hyper::Error>()
-                            .is_some_and(hyper::Error::is_timeout)
-                    });
+                    let timed_out = result.as_ref().is_err_and(|error| timed_out(&**error));
                     if let Err(error) = result {
                         tracing::debug!(%remote, error, "connection ended with an error");
                     }
-                    // A request head that timed out got no response, so a reset destroys
-                    // nothing, and lingering would let a slow sender hold its slot longer.
-                    if !head_timed_out && let Some(cut_off) = closer.close(lingering).await {
+                    // A client cut off at a timeout (nothing sent, a head too slow, a
+                    // response it stopped reading) is owed nothing a reset could destroy,
+                    // and lingering would let it hold its slot longer.
+                    if !timed_out && let Some(cut_off) = closer.close(lingering).await {
                         tracing::debug!(%remote, ?cut_off, "lingering close cut off");
                     }
                 });
@@ -188,4 +188,23 @@ async fn retire(old: Arc<Gateway>, timeout: Duration) {
     }
     old.kill_all_and_wait().await;
     tracing::info!("the replaced config's workers are stopped");
+}
+
+/// Whether a connection ended at one of the timeouts on its client: hyper's header read
+/// timeout, or the first-byte and send timeouts of `connection`.
+fn timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_timeout)
+            || error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

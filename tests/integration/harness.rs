@@ -330,6 +330,11 @@ impl Portico {
         Connection::open(self.addr())
     }
 
+    /// A plain socket to Portico, for clients that misbehave.
+    pub fn connect_raw(&self) -> std::net::TcpStream {
+        std::net::TcpStream::connect(self.addr()).unwrap()
+    }
+
     pub fn send(&self, request: &Request) -> Response {
         http::send(self.addr(), request)
     }

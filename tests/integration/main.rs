@@ -54,6 +54,7 @@
 //!   connections, FCGI_GET_VALUES.
 
 mod access_log;
+mod attacks;
 mod auth;
 mod bench;
 mod clients;
@@ -91,3 +92,4 @@ mod traversal;
 mod upstreams;
 mod wsgi;
 mod wsgi_conformance;
+mod wsgi_threads;
