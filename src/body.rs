@@ -3,11 +3,17 @@
 //! anonymous temp file, so the script still gets CONTENT_LENGTH (RFC 3875 §4.1.2).
 //! Response bodies: one boxed type for script output and Portico's own short answers.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, header};
 use http_body_util::BodyExt;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use tokio::io::AsyncWriteExt;
+use tokio::time::Sleep;
 
 use crate::error::Error;
 
@@ -21,12 +27,69 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
         .boxed()
 }
 
+/// A request body as the client sends it, which fails once the client has sent nothing
+/// for the body read timeout (nginx's `client_body_timeout`): a slow upload holds its
+/// connection, and the script or FastCGI request reading it, only that long per pause.
+pub struct ClientBody {
+    body: Incoming,
+    timeout: Duration,
+    /// Armed while the next frame is awaited; a frame disarms it.
+    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl ClientBody {
+    pub fn new(body: Incoming, timeout: Duration) -> ClientBody {
+        ClientBody {
+            body,
+            timeout,
+            waiting: None,
+        }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            this.waiting = None;
+            return Poll::Ready(frame.map(|f| f.map_err(io::Error::other)));
+        }
+        let timeout = this.timeout;
+        let waiting = this
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        ready!(waiting.as_mut().poll(cx));
+        tracing::info!(
+            "client sent no body byte for {:.1} s (body_read_timeout_seconds): closing",
+            timeout.as_secs_f64()
+        );
+        Poll::Ready(Some(Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client stopped sending its body",
+        ))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// A request body as the script will read it.
 pub enum RequestBody {
     None,
     /// A body with a declared length, streamed as it arrives.
     Stream {
-        body: Incoming,
+        body: ClientBody,
         length: u64,
     },
     /// A body read to its end before the script starts.
@@ -50,7 +113,7 @@ impl RequestBody {
     /// Checks the declared length, or spools a body that has none.
     pub async fn prepare(
         headers: &HeaderMap,
-        body: Incoming,
+        body: ClientBody,
         max_bytes: u64,
         memory_bytes: usize,
     ) -> Result<RequestBody, Error> {
@@ -63,11 +126,16 @@ impl RequestBody {
             if length > max_bytes {
                 return Err(Error::BodyTooLarge);
             }
-            return Ok(if length == 0 {
-                RequestBody::None
-            } else {
-                RequestBody::Stream { body, length }
-            });
+            if length == 0 {
+                return Ok(RequestBody::None);
+            }
+            // A body that fits in memory is read before the script starts or the FastCGI
+            // request goes out, as nginx buffers one: a slow upload then holds a connection
+            // only, never a script slot or an application's worker.
+            if length <= memory_bytes as u64 {
+                return read_whole(body, length).await;
+            }
+            return Ok(RequestBody::Stream { body, length });
         }
         if body.is_end_stream() {
             return Ok(RequestBody::None);
@@ -76,11 +144,22 @@ impl RequestBody {
     }
 }
 
+/// Reads a body of a declared `length` to its end, in memory.
+async fn read_whole(mut body: ClientBody, length: u64) -> Result<RequestBody, Error> {
+    let mut memory = BytesMut::with_capacity(length as usize);
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame.map_err(Error::BodyRead)?.into_data() {
+            memory.extend_from_slice(&data);
+        }
+    }
+    Ok(RequestBody::Memory(memory.freeze()))
+}
+
 /// Reads a body without a declared length to its end. Generic over the body so the unit
-/// tests can feed it frames without a connection; in production it is always `Incoming`.
+/// tests can feed it frames without a connection; in production it is a `ClientBody`.
 async fn spool<B>(mut body: B, max_bytes: u64, memory_bytes: usize) -> Result<RequestBody, Error>
 where
-    B: hyper::body::Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    B: hyper::body::Body<Data = Bytes, Error = io::Error> + Unpin,
 {
     let mut memory = BytesMut::new();
     let mut file: Option<tokio::fs::File> = None;
@@ -127,8 +206,8 @@ mod tests {
     use super::*;
 
     /// A chunked body as hyper would hand it over, one frame per chunk.
-    fn chunked(chunks: &[&[u8]]) -> impl hyper::body::Body<Data = Bytes, Error = hyper::Error> {
-        let frames: Vec<Result<Frame<Bytes>, hyper::Error>> = chunks
+    fn chunked(chunks: &[&[u8]]) -> impl hyper::body::Body<Data = Bytes, Error = io::Error> {
+        let frames: Vec<Result<Frame<Bytes>, io::Error>> = chunks
             .iter()
             .map(|chunk| Ok(Frame::data(Bytes::copy_from_slice(chunk))))
             .collect();

@@ -65,7 +65,7 @@ pub enum Error {
     #[error("request headers larger than the limit")]
     HeadersTooLarge,
     #[error("reading the request body failed")]
-    BodyRead(#[source] hyper::Error),
+    BodyRead(#[source] std::io::Error),
     #[error("all script slots busy past the queue timeout")]
     Overloaded,
     #[error("the script could not be started")]
@@ -104,6 +104,10 @@ impl Error {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            // The client paused its body past body_read_timeout_seconds.
+            Error::BodyRead(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                StatusCode::REQUEST_TIMEOUT
+            }
             Error::BadRequest(_) | Error::BodyRead(_) => StatusCode::BAD_REQUEST,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 
 use crate::access_log::{AccessLog, Pending};
 use crate::backend::{Outcome, Request as BackendRequest, RequestLine, Runner, Stop};
-use crate::body::{RequestBody, ResponseBody, full};
+use crate::body::{ClientBody, RequestBody, ResponseBody, full};
 use crate::cgi::Cgi;
 use crate::config::Config;
 use crate::connection::Takeover;
@@ -190,7 +190,7 @@ impl Gateway {
         let mut route = Route::resolve(&self.config, parts.uri.path())?;
         let mut body = RequestBody::prepare(
             &parts.headers,
-            body,
+            ClientBody::new(body, limits.body_read_timeout),
             limits.max_body_bytes,
             limits.body_memory_bytes,
         )

@@ -23,6 +23,8 @@ pub struct Limits {
     /// The longest a response write may wait on a client that does not read: past it the
     /// connection is closed and the program behind it ended (nginx's `send_timeout`).
     pub send_timeout: Duration,
+    /// The longest pause in a request body (nginx's `client_body_timeout`).
+    pub body_read_timeout: Duration,
     pub script_head_timeout: Duration,
     pub script_idle_timeout: Duration,
     pub script_total_timeout: Duration,
@@ -56,6 +58,8 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             // nginx's `send_timeout` and Apache's `Timeout`.
             send_timeout: Duration::from_secs(60),
+            // nginx's `client_body_timeout`.
+            body_read_timeout: Duration::from_secs(60),
             script_head_timeout: Duration::from_secs(30),
             script_idle_timeout: Duration::from_secs(30),
             script_total_timeout: Duration::from_secs(300),
@@ -83,6 +87,7 @@ pub(super) struct RawLimits {
     body_memory_bytes: Option<Spanned<usize>>,
     header_read_timeout_seconds: Option<Spanned<f64>>,
     send_timeout_seconds: Option<Spanned<f64>>,
+    body_read_timeout_seconds: Option<Spanned<f64>>,
     script_head_timeout_seconds: Option<Spanned<f64>>,
     script_idle_timeout_seconds: Option<Spanned<f64>>,
     script_total_timeout_seconds: Option<Spanned<f64>>,
@@ -125,6 +130,11 @@ impl Validator<'_> {
                 d.header_read_timeout,
             )?,
             send_timeout: self.seconds(None, &raw.send_timeout_seconds, d.send_timeout)?,
+            body_read_timeout: self.seconds(
+                None,
+                &raw.body_read_timeout_seconds,
+                d.body_read_timeout,
+            )?,
             script_head_timeout: self.seconds(
                 script_timeout,
                 &raw.script_head_timeout_seconds,

@@ -130,7 +130,7 @@ pub async fn write_request(
             writer.write_all(&out).await?;
             out.clear();
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(io::Error::other)?;
+                let frame = frame?;
                 if let Ok(data) = frame.into_data() {
                     write_stdin(&mut writer, &mut out, id, &data).await?;
                 }

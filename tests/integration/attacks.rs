@@ -166,3 +166,77 @@ fn a_flood_past_max_connections_waits_in_the_backlog_until_the_holders_are_cut()
     let p99 = p99_of_ordinary_requests(&portico, 50, "after the flood");
     assert!(p99 < SECOND, "p99 {p99:?}");
 }
+
+/// Slow uploads: a body that pauses past `body_read_timeout_seconds`. One that fits in
+/// `body_memory_bytes` is read before any script starts, so it holds no script slot and
+/// gets 408; a larger one streams to its script, which sees it end there, and its
+/// connection closes; a launched FastCGI app's request is aborted and its worker freed.
+/// Ordinary clients are served meanwhile.
+#[test]
+fn a_body_that_pauses_past_the_body_read_timeout_is_cut_and_frees_what_reads_it() {
+    let fx = Fixture::new();
+    fx.script("hello", crate::scripts::HELLO);
+    fx.script("echo", crate::scripts::ECHO);
+    let app = crate::launch::APP;
+    let portico = fx.serve_config(
+        &format!(
+            "[limits]\nbody_read_timeout_seconds = 1\nbody_memory_bytes = 65536\n\
+             [[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
+             [[fastcgi]]\nmount = '/app'\n\
+             launch = {{ command = ['{app}'], workers = 1, max_workers = 1 }}\n\
+             [status]\nenabled = true\n"
+        ),
+        &[],
+    );
+    let start_upload = |target: &str, framing: &str, first: &[u8]| {
+        let mut stream = portico.connect_raw();
+        let head = format!("POST {target} HTTP/1.1\r\nHost: a\r\n{framing}\r\n\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(first).unwrap();
+        stream
+    };
+    let start = Instant::now();
+    // More than the 16 script slots of a 2-CPU machine: buffered, they hold none.
+    let mut small: Vec<TcpStream> = (0..40)
+        .map(|i| match i % 2 {
+            0 => start_upload(
+                "/cgi-bin/echo",
+                "Transfer-Encoding: chunked",
+                b"5\r\nhello\r\n",
+            ),
+            _ => start_upload("/cgi-bin/echo", "Content-Length: 1000", b"hello"),
+        })
+        .collect();
+    let mut large: Vec<TcpStream> = (0..4)
+        .map(|_| start_upload("/cgi-bin/echo", "Content-Length: 100000", b"hello"))
+        .collect();
+    let mut fastcgi = start_upload("/app/echo", "Content-Length: 100000", b"hello");
+    let p99 = p99_of_ordinary_requests(&portico, 50, "slow uploads");
+    assert!(p99 < SECOND, "p99 {p99:?}");
+
+    for stream in &mut small {
+        stream.set_read_timeout(Some(4 * SECOND)).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+    }
+    assert_all_cut(&mut large, start, 5 * SECOND, "large upload");
+    assert_all_cut(
+        std::slice::from_mut(&mut fastcgi),
+        start,
+        5 * SECOND,
+        "FastCGI upload",
+    );
+    let cut_after = start.elapsed();
+    assert!(
+        cut_after >= Duration::from_millis(900),
+        "cut after {cut_after:?}"
+    );
+    let busy = crate::launch::status(&portico)["fastcgi"][0]["endpoints"][0]["busy"].as_u64();
+    assert_eq!(busy, Some(0), "the worker still holds the stalled upload");
+    let log = portico.log();
+    assert!(log.contains("body_read_timeout_seconds"), "{log}");
+    // Only the large uploads started the script.
+    assert_eq!(log.matches("script=/cgi-bin/echo").count(), 4, "{log}");
+    assert_eq!(portico.get("/app/hello").status, 200);
+}
