@@ -21,10 +21,10 @@ const FAULTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fcgi_f
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// The fault application on `socket` with `flags`, killed on drop.
-struct Faults(Child);
+pub struct Faults(Child);
 
 impl Faults {
-    fn start(socket: &Path, flags: &[&str]) -> Faults {
+    pub fn start(socket: &Path, flags: &[&str]) -> Faults {
         let mut child = Command::new(FAULTS)
             .args(flags)
             .arg("--listen")
