@@ -343,5 +343,10 @@ pub fn error_response(error: &Error, config: &Config) -> Response<ResponseBody> 
             HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
         );
     }
+    // Where the request's framing or body cannot be trusted, nothing after it on the
+    // connection can be either.
+    if matches!(status, StatusCode::BAD_REQUEST | StatusCode::REQUEST_TIMEOUT) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
