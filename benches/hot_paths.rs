@@ -29,6 +29,7 @@ fn config() -> Config {
             auth: None,
             pass_authorization: false,
             interpreters: vec![],
+            suexec: false,
         }],
         fastcgi: vec![],
         status: None,

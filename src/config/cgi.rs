@@ -32,6 +32,8 @@ pub struct CgiMount {
     pub pass_authorization: bool,
     /// File extension (with its dot) -> interpreter argv, the script path is appended.
     pub interpreters: Vec<(String, Vec<OsString>)>,
+    /// Apache suEXEC's file checks before a script runs (`router::suexec`).
+    pub suexec: bool,
 }
 
 impl CgiMount {
@@ -54,6 +56,8 @@ pub(super) struct RawCgi {
     pass_authorization: bool,
     #[serde(default)]
     interpreters: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    suexec: bool,
 }
 
 impl Validator<'_> {
@@ -84,6 +88,7 @@ impl Validator<'_> {
                 auth: None,
                 pass_authorization: false,
                 interpreters: Vec::new(),
+                suexec: false,
             });
         }
         for (i, a) in cgi.iter().enumerate() {
@@ -154,6 +159,7 @@ impl Validator<'_> {
             auth: self.auth(raw.auth.as_ref())?,
             pass_authorization: raw.pass_authorization,
             interpreters,
+            suexec: raw.suexec,
         };
         if let Some((path, span)) = script {
             use std::os::unix::fs::PermissionsExt;

@@ -137,6 +137,7 @@ mod tests {
                 auth: None,
                 pass_authorization: false,
                 interpreters: vec![],
+                suexec: false,
             }],
         }
     }

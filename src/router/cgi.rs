@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use super::decode::{decode_path_info, decode_segment};
 use super::mount::find_mount;
+use super::suexec;
 use crate::config::{CgiMount, Config};
 use crate::error::Error;
 
@@ -46,8 +47,9 @@ impl Match<'_> {
 /// Finds the script for a raw (still percent-encoded) URL path.
 pub fn resolve<'c>(config: &'c Config, raw_path: &str) -> Result<Match<'c>, Error> {
     let (mount, rest) = find_mount(config, raw_path).ok_or(Error::NotFound)?;
+    let owner = mount.suexec.then(|| suexec::owner(config));
     if let Some(script) = &mount.script {
-        return resolve_script(mount, script, rest);
+        return resolve_script(mount, script, rest, owner);
     }
     let mut dir = mount.dir.clone();
     let mut script_name = mount.mount.as_bytes().to_vec();
@@ -84,6 +86,9 @@ pub fn resolve<'c>(config: &'c Config, raw_path: &str) -> Result<Match<'c>, Erro
         if !is_runnable(&meta, interpreter) {
             return Err(Error::Forbidden("not executable"));
         }
+        if let Some(owner) = owner {
+            suexec::check(&candidate, &meta, owner)?;
+        }
         let is_nph = segment.starts_with(b"nph-");
         let path_info = decode_path_info(segments)?;
         return Ok(Match {
@@ -104,6 +109,7 @@ fn resolve_script<'c>(
     mount: &'c CgiMount,
     script: &std::path::Path,
     rest: &str,
+    suexec_owner: Option<u32>,
 ) -> Result<Match<'c>, Error> {
     let path_info = decode_path_info(rest.split('/').skip(1))?;
     // Looked at on every request, as a directory mount's scripts are: it may be replaced.
@@ -112,6 +118,9 @@ fn resolve_script<'c>(
     let interpreter = mount.interpreter_for(&name.to_string_lossy());
     if !meta.is_file() || !is_runnable(&meta, interpreter) {
         return Err(Error::Forbidden("not executable"));
+    }
+    if let Some(owner) = suexec_owner {
+        suexec::check(script, &meta, owner)?;
     }
     Ok(Match {
         mount,
@@ -195,6 +204,7 @@ pub(super) mod tests {
                 auth: None,
                 pass_authorization: false,
                 interpreters: vec![(".pl".into(), vec!["perl".into()])],
+                suexec: false,
             }],
         };
         Tree { _dir: dir, config }
@@ -263,6 +273,7 @@ pub(super) mod tests {
             auth: None,
             pass_authorization: false,
             interpreters: vec![(".pl".into(), vec!["perl".into()])],
+            suexec: false,
         };
         t.config.cgi.push(mount("/git", "hello.sh"));
         t.config.cgi.push(mount("/perl", "app.pl"));

@@ -6,7 +6,8 @@
 //! - `decode`: percent-decoding a segment and PATH_INFO, and what they may not hold;
 //! - `cgi`: a CGI mount's walk to its script, SCRIPT_NAME and PATH_INFO (RFC 3875 §4.1.13,
 //!   §4.1.5): [`Match`], [`resolve`];
-//! - `fastcgi`: a FastCGI mount's split: [`FastcgiMatch`], [`resolve_fastcgi`].
+//! - `fastcgi`: a FastCGI mount's split: [`FastcgiMatch`], [`resolve_fastcgi`];
+//! - `suexec`: the ownership and permission checks of a `suexec = true` mount.
 //!
 //! The router knows no backend: it names files and splits paths, nothing more.
 
@@ -14,6 +15,7 @@ mod cgi;
 mod decode;
 mod fastcgi;
 mod mount;
+mod suexec;
 
 pub use cgi::{Match, resolve};
 pub use fastcgi::{FastcgiMatch, resolve_fastcgi};

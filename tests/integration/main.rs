@@ -89,6 +89,7 @@ mod script_mount;
 mod scripts;
 mod shutdown;
 mod smuggling;
+mod suexec;
 mod streaming;
 mod traversal;
 mod upstreams;
