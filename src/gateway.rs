@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::connection::Takeover;
 use crate::error::Error;
 use crate::fastcgi::client::FastCgi;
+use crate::request_id::RequestId;
 use crate::supervisor::{AppStatus, Supervisor};
 use crate::{fastcgi, meta, router, status};
 
@@ -112,16 +113,18 @@ impl Gateway {
 
     pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
         let started = Instant::now();
+        let id = RequestId::new();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let access = self
             .access_log
             .as_ref()
             .map(|log| log.begin(&request, peer.remote.ip()));
-        match self.serve(request, peer, started, access.as_ref()).await {
+        match self.serve(request, peer, started, id, access.as_ref()).await {
             Ok(response) => response,
             Err(error) => {
                 let line = RequestLine {
+                    id,
                     method,
                     path,
                     started,
@@ -157,6 +160,7 @@ impl Gateway {
         request: Request<Incoming>,
         peer: Peer,
         started: Instant,
+        id: RequestId,
         access: Option<&Pending>,
     ) -> Result<Response<ResponseBody>, Error> {
         let limits = &self.config.limits;
@@ -208,11 +212,13 @@ impl Gateway {
                 local: peer.local,
                 content_length: body.length(),
                 remote_user: user.as_deref(),
+                id,
             };
             let mut request = |meta| BackendRequest {
                 meta,
                 body: std::mem::replace(&mut body, RequestBody::None),
                 line: RequestLine {
+                    id,
                     method: method.clone(),
                     path: uri.path().to_owned(),
                     started,

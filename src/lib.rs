@@ -44,6 +44,7 @@ pub mod fastcgi;
 pub mod gateway;
 pub mod meta;
 pub mod privileges;
+pub mod request_id;
 pub mod router;
 pub mod server;
 pub mod status;

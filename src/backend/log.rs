@@ -69,6 +69,7 @@ pub enum Runner<'a> {
 
 /// The parts of a request every line names, carried by whoever will end it.
 pub struct RequestLine {
+    pub id: crate::request_id::RequestId,
     pub method: Method,
     pub path: String,
     pub started: Instant,
@@ -92,7 +93,7 @@ impl RequestLine {
             access.finish(status, bytes);
         }
         let duration_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0);
-        let (method, path) = (&self.method, &self.path);
+        let (id, method, path) = (self.id, &self.method, &self.path);
         let side = failure.map(Error::side);
         let cause = failure.map(|error| crate::error::chain(error));
         let ended = (!matches!(stop, Stop::Ended)).then(|| stop.to_string());
@@ -111,11 +112,11 @@ impl RequestLine {
             );
         match runner {
             Runner::Gateway if quiet => tracing::info!(
-                target: "portico::access", %method, %path, status, bytes, duration_ms,
+                target: "portico::access", %id, %method, %path, status, bytes, duration_ms,
                 side = side.map(tracing::field::display), cause,
             ),
             Runner::Gateway => tracing::warn!(
-                target: "portico::access", %method, %path, status, bytes, duration_ms,
+                target: "portico::access", %id, %method, %path, status, bytes, duration_ms,
                 side = side.map(tracing::field::display), cause,
             ),
             Runner::Script {
@@ -127,7 +128,7 @@ impl RequestLine {
                 redirect,
                 ..
             } if quiet => tracing::info!(
-                target: "portico::access", %method, %path, status, bytes, duration_ms,
+                target: "portico::access", %id, %method, %path, status, bytes, duration_ms,
                 %script, pid, %exit, cpu_ms = format_args!("{cpu_ms:.2}"), max_rss_kb,
                 redirect,
             ),
@@ -141,7 +142,7 @@ impl RequestLine {
                 redirect,
                 ..
             } => tracing::warn!(
-                target: "portico::access", %method, %path, status, bytes, duration_ms,
+                target: "portico::access", %id, %method, %path, status, bytes, duration_ms,
                 %script, pid, %exit, cpu_ms = format_args!("{cpu_ms:.2}"), max_rss_kb,
                 redirect, ended, deadline, cause, ?stderr,
             ),
@@ -149,14 +150,14 @@ impl RequestLine {
                 upstream,
                 app_status,
             } if quiet => tracing::info!(
-                target: "portico::access", %method, %path, status, bytes, duration_ms,
+                target: "portico::access", %id, %method, %path, status, bytes, duration_ms,
                 %upstream, app_status,
             ),
             Runner::Upstream {
                 upstream,
                 app_status,
             } => tracing::warn!(
-                target: "portico::access", %method, %path, status, bytes, duration_ms,
+                target: "portico::access", %id, %method, %path, status, bytes, duration_ms,
                 %upstream, app_status, ended, deadline, cause,
             ),
         }

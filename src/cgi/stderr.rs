@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 
+use crate::request_id::RequestId;
+
 const TAIL_LINES: usize = 5;
 /// Longer lines are cut for the log; a flood without newlines cannot grow memory.
 const MAX_LINE_BYTES: usize = 2048;
@@ -37,7 +39,13 @@ impl Tail {
 
 /// Reads stderr to its end, logging each line; run as its own task so a script that fills
 /// the stderr pipe never blocks while Portico waits on stdout.
-pub async fn drain(mut stderr: pipe::Receiver, script: Arc<str>, pid: u32, tail: Tail) {
+pub async fn drain(
+    mut stderr: pipe::Receiver,
+    script: Arc<str>,
+    pid: u32,
+    id: RequestId,
+    tail: Tail,
+) {
     // Read straight into the line buffer: no chunk array in the future, which is copied
     // into its task at every spawn.
     let mut buf = Vec::new();
@@ -49,23 +57,23 @@ pub async fn drain(mut stderr: pipe::Receiver, script: Arc<str>, pid: u32, tail:
         }
         let mut start = 0;
         while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-            emit(&buf[start..start + nl], &script, pid, &tail);
+            emit(&buf[start..start + nl], &script, pid, id, &tail);
             start += nl + 1;
         }
         buf.drain(..start);
         if buf.len() > MAX_LINE_BYTES {
-            emit(&buf, &script, pid, &tail);
+            emit(&buf, &script, pid, id, &tail);
             buf.clear();
         }
     }
     if !buf.is_empty() {
-        emit(&buf, &script, pid, &tail);
+        emit(&buf, &script, pid, id, &tail);
     }
 }
 
-fn emit(line: &[u8], script: &str, pid: u32, tail: &Tail) {
+fn emit(line: &[u8], script: &str, pid: u32, id: RequestId, tail: &Tail) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let line = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE_BYTES)]).into_owned();
-    tracing::warn!(target: "portico::stderr", script, pid, "{line}");
+    tracing::warn!(target: "portico::stderr", %id, script, pid, "{line}");
     tail.push(line);
 }

@@ -38,6 +38,7 @@ use crate::body::RequestBody;
 use crate::cli::{ExplainArgs, ServeArgs};
 use crate::config::{self, Config};
 use crate::fastcgi::params;
+use crate::request_id::RequestId;
 use crate::{fastcgi, meta, router, server, wsgi};
 use access_line::AccessLines;
 pub use error::ExplainError;
@@ -121,6 +122,11 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
         local: exchange.server,
         content_length: request.content_length(),
         remote_user: user.as_deref(),
+        // The id the server gave the request, as its access line names it.
+        id: line
+            .as_ref()
+            .and_then(|l| l.get("id")?.parse().ok())
+            .unwrap_or_default(),
     };
     let show = args.show_secrets;
     let (vars, fcgi_params, cgi) = match &backend {
@@ -223,6 +229,7 @@ fn fastcgi_params(
         body: RequestBody::None,
         // Never written: no request runs from this job.
         line: RequestLine {
+            id: RequestId::new(),
             method: request.method.clone(),
             path: request.uri.path().to_owned(),
             started: Instant::now(),

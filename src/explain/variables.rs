@@ -68,6 +68,12 @@ fn describe(name: &str, config: &Config) -> (&'static str, &'static str) {
         "SERVER_SOFTWARE" => "RFC 3875 §4.1.17",
         n if n.starts_with("HTTP_") => return ("HTTP_*", "RFC 3875 §4.1.18 (request headers)"),
         "REDIRECT_STATUS" => return ("extra", "php-cgi's force-redirect check (Apache)"),
+        "UNIQUE_ID" => {
+            return (
+                "extra",
+                "the request's id in the log (Apache mod_unique_id)",
+            );
+        }
         "REQUEST_URI" | "SCRIPT_FILENAME" | "DOCUMENT_ROOT" | "REMOTE_PORT" | "SERVER_ADDR"
         | "REQUEST_SCHEME" | "HTTPS" => return ("extra", "de facto (Apache, nginx)"),
         n if config.script_env.iter().any(|(k, _)| k == n) => {

@@ -37,4 +37,6 @@ pub struct RequestInfo<'a> {
     /// The user the mount's Basic authentication let in: the only source of AUTH_TYPE and
     /// REMOTE_USER.
     pub remote_user: Option<&'a str>,
+    /// The request's id, UNIQUE_ID to the program.
+    pub id: crate::request_id::RequestId,
 }

@@ -88,6 +88,8 @@ pub fn build(
     set("REQUEST_SCHEME", "http".into());
     // php-cgi refuses to run without it (its force-cgi-redirect check).
     set("REDIRECT_STATUS", "200".into());
+    // Apache's mod_unique_id name: the id of the request in Portico's log lines.
+    set("UNIQUE_ID", req.id.to_string().into());
 
     add_http_headers(&mut vars, req.headers, route.pass_authorization)?;
     Ok(vars)
@@ -184,6 +186,7 @@ mod tests {
             local: "127.0.0.1:8080".parse().unwrap(),
             content_length: body,
             remote_user,
+            id: "00000000000000ab".parse().unwrap(),
         };
         build(config, &route, &req)
     }
@@ -224,6 +227,7 @@ mod tests {
             ("DOCUMENT_ROOT", "/srv/www"),
             ("REQUEST_SCHEME", "http"),
             ("REDIRECT_STATUS", "200"),
+            ("UNIQUE_ID", "00000000000000ab"),
             ("HTTP_HOST", "example.org:8080"),
         ];
         for (name, value) in want {

@@ -37,6 +37,7 @@ const META_VARIABLES: &[&str] = &[
     "REMOTE_PORT",
     "REQUEST_SCHEME",
     "REDIRECT_STATUS",
+    "UNIQUE_ID",
 ];
 
 /// The variables of `env` that are neither meta-variables, `HTTP_*`, nor in `allowed`.

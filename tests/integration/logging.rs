@@ -1,7 +1,8 @@
 //! Portico's log on stderr: one access line per request with its structured fields (also
 //! for requests that never reach a script), every stderr line of a script tagged with the
-//! script and its pid, exit statuses (codes and signals) and rusage, the level chosen by
-//! `--log-level` or RUST_LOG, and plain text when stderr is not a terminal.
+//! request id, the script and its pid (the id is UNIQUE_ID to the program), exit statuses
+//! (codes and signals) and rusage, the level chosen by `--log-level` or RUST_LOG, and plain
+//! text when stderr is not a terminal.
 
 use std::thread;
 use std::time::Duration;
@@ -241,4 +242,53 @@ fn log_level_warn_drops_access_lines_of_successes_but_keeps_failures() {
             "an info access line under --log-level warn:\n{log}"
         );
     }
+}
+
+/// Every request has an id: its access line names it, so does each stderr line of its
+/// script or FastCGI app, and the program gets it as UNIQUE_ID; two requests never share
+/// one.
+#[test]
+fn a_request_id_joins_the_access_line_the_stderr_lines_and_unique_id() {
+    let fx = Fixture::new();
+    fx.script(
+        "tell",
+        "#!/bin/sh\necho \"a line for $UNIQUE_ID\" >&2\n\
+         printf 'Content-Type: text/plain\\r\\n\\r\\n%s' \"$UNIQUE_ID\"\n",
+    );
+    let app = crate::launch::APP;
+    let portico = fx.serve_config(
+        &format!(
+            "[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
+             [[fastcgi]]\nmount = '/app'\nlaunch = {{ command = ['{app}'], workers = 1 }}\n"
+        ),
+        &[],
+    );
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let id = portico.get("/cgi-bin/tell").text();
+        assert_eq!(id.len(), 16, "{id:?}");
+        let access = portico.wait_for_log_line(&["path=/cgi-bin/tell", &format!("id={id}")], WAIT);
+        assert_eq!(field(&access, "id"), Some(id.as_str()), "{access}");
+        let stderr = portico.wait_for_log_line(&[&format!("a line for {id}")], WAIT);
+        assert_eq!(field(&stderr, "id"), Some(id.as_str()), "{stderr}");
+        ids.push(id);
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{ids:?}");
+
+    // FastCGI: UNIQUE_ID among the params, the app's stderr line and the access line.
+    let env = portico.get("/app/env").text();
+    let id = env
+        .lines()
+        .find_map(|l| l.strip_prefix("UNIQUE_ID="))
+        .unwrap_or_else(|| panic!("no UNIQUE_ID in {env}"));
+    portico.wait_for_log_line(&["path=/app/env", &format!("id={id}")], WAIT);
+    assert_eq!(portico.get("/app/stderr").status, 200);
+    let access = portico.wait_for_log_line(&["path=/app/stderr", "id="], WAIT);
+    let id = field(&access, "id").unwrap();
+    portico.wait_for_log_line(
+        &["fcgi_app: a line for the error log", &format!("id={id}")],
+        WAIT,
+    );
 }

@@ -127,6 +127,7 @@ impl Run {
                 pipe,
                 self.script.clone(),
                 pid,
+                self.line.id,
                 self.tail.clone(),
             ))
         });

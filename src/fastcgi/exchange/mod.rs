@@ -211,6 +211,7 @@ impl Drop for Exchange {
             total: self.total,
             is_head_request: self.is_head_request,
             line: RequestLine {
+                id: self.line.id,
                 method: self.line.method.clone(),
                 path: std::mem::take(&mut self.line.path),
                 started: self.line.started,

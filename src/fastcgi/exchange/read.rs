@@ -249,7 +249,7 @@ impl Exchange {
                 Some(Kind::Stderr) => {
                     for line in String::from_utf8_lossy(&record.content).lines() {
                         tracing::warn!(
-                            target: "portico::stderr", mount = %self.mount,
+                            target: "portico::stderr", id = %self.line.id, mount = %self.mount,
                             upstream = %self.endpoint.address, "{line}",
                         );
                     }
