@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -91,6 +91,19 @@ pub struct ServeArgs {
     /// Log filter (`info`, `debug`, `portico=trace`...); RUST_LOG works too.
     #[arg(long, value_name = "FILTER")]
     pub log_level: Option<String>,
+    /// `text` (default) or `json`: one JSON object per line, for log shippers.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// How the log on stderr is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `key=value` fields after the message, for people.
+    #[default]
+    Text,
+    /// One JSON object per line: time, level, target, message and every field by name.
+    Json,
 }
 
 /// Flags of `bench`.

@@ -149,12 +149,13 @@ impl Launch {
     }
 }
 
-/// The address in a `listening on http://ADDR` line, if this is one.
+/// The address in a `listening on http://ADDR` line (text, or the message of a JSON line),
+/// if this is one.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let line = strip_ansi(line);
     let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
-    let addr = rest.split_whitespace().next()?;
-    addr.trim_end_matches(['/', ',', '"']).parse().ok()
+    let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
+    addr.trim_end_matches(['/', ',']).parse().ok()
 }
 
 fn strip_ansi(text: &str) -> String {

@@ -292,3 +292,50 @@ fn a_request_id_joins_the_access_line_the_stderr_lines_and_unique_id() {
         WAIT,
     );
 }
+
+/// `--log-format json`: every line of the log is one JSON object, with the access line's
+/// and the stderr lines' fields at the top level, so a log shipper needs no pattern.
+#[test]
+fn log_format_json_writes_one_object_per_line_with_the_fields_by_name() {
+    let fx = Fixture::new();
+    fx.script(
+        "tell",
+        "#!/bin/sh\necho 'a line for the log' >&2\n\
+         printf 'Content-Type: text/plain\\r\\n\\r\\n%s' \"$UNIQUE_ID\"\n",
+    );
+    let portico = fx.serve(&["--log-format", "json"]);
+    let id = portico.get("/cgi-bin/tell").text();
+    assert_eq!(portico.get("/cgi-bin/missing").status, 404);
+    portico.wait_for_log_line(&["/cgi-bin/missing"], WAIT);
+    portico.wait_for_log_line(&["a line for the log"], WAIT);
+    let log = portico.log();
+    let objects: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line:?}"))
+        })
+        .collect();
+    let find = |pred: &dyn Fn(&serde_json::Value) -> bool| {
+        objects
+            .iter()
+            .find(|o| pred(o))
+            .unwrap_or_else(|| panic!("no such line in\n{log}"))
+            .clone()
+    };
+    let access = find(&|o| o["target"] == "portico::access" && o["path"] == "/cgi-bin/tell");
+    assert_eq!(access["id"], id.as_str(), "{access}");
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["status"], 200);
+    assert!(access["bytes"].as_u64().is_some(), "{access}");
+    assert!(access["pid"].as_u64().is_some(), "{access}");
+    assert!(
+        access["timestamp"].is_string() && access["level"] == "INFO",
+        "{access}"
+    );
+    let stderr = find(&|o| o["message"] == "a line for the log");
+    assert_eq!(stderr["id"], id.as_str(), "{stderr}");
+    assert_eq!(stderr["level"], "WARN");
+    let missing = find(&|o| o["target"] == "portico::access" && o["path"] == "/cgi-bin/missing");
+    assert_eq!(missing["status"], 404);
+    assert!(missing["cause"].is_string(), "{missing}");
+}
