@@ -30,7 +30,7 @@ pub struct BasicAuth {
 }
 
 /// User name -> password hash.
-type Users = HashMap<String, String>;
+pub type Users = HashMap<String, String>;
 
 /// A bcrypt hash at `htpasswd -B`'s default cost, of a random password that was thrown
 /// away; whatever its check says, an unknown user is refused.
@@ -97,7 +97,7 @@ impl BasicAuth {
 }
 
 /// `user:hash` lines; blank lines and `#` comments skipped, as Apache does.
-fn parse(text: &str) -> Users {
+pub fn parse(text: &str) -> Users {
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
@@ -108,7 +108,7 @@ fn parse(text: &str) -> Users {
 
 /// RFC 7617 §2: `Authorization: Basic base64(user ":" password)`; the scheme is
 /// case-insensitive and the user may not contain a colon.
-fn credentials(headers: &HeaderMap) -> Option<(String, String)> {
+pub fn credentials(headers: &HeaderMap) -> Option<(String, String)> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -120,7 +120,12 @@ fn credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((user.to_owned(), password.to_owned()))
 }
 
-fn verify(password: &str, hash: &str) -> bool {
+/// Whether `password` is the one `hash` (an htpasswd line's, any format above) was made of.
+pub fn verify(password: &str, hash: &str) -> bool {
+    // Every format is printable ASCII; crypt3_rs overflows on a salt byte below 0x20.
+    if !hash.bytes().all(|b| b.is_ascii_graphic()) {
+        return false;
+    }
     match hash.strip_prefix("{SHA}") {
         Some(digest) => {
             let ours = STANDARD.encode(sha1::Sha1::digest(password.as_bytes()));
@@ -156,6 +161,22 @@ mod tests {
             assert!(!verify("", hash), "{format}");
         }
         assert!(!verify("password", "password"), "plain text is not a hash");
+    }
+
+    /// A hand-edited line may hold any bytes; crypt3_rs subtracts 0x20 from each salt
+    /// character, which overflows below it (a panic with overflow checks on). Found by
+    /// fuzz/htpasswd.
+    #[test]
+    fn a_hash_with_control_characters_is_refused_not_computed() {
+        let sha256 = "WF5TSkP99DEFbN9uhsjV0ScQObSCFjSmBcU7QArChAA";
+        for hash in [
+            format!("$5$ab\0defghijklmnop${sha256}"),
+            format!("$5$rounds=1000$ab\0d${sha256}"),
+            "$apr1$ab\0d$vTImymR8D3mDb5nNbJD3f.".to_owned(),
+            "{SHA}W6ph5Mm5Pz8G\ngiULbPgzG37mj9g=".to_owned(),
+        ] {
+            assert!(!verify("password", &hash), "{hash:?}");
+        }
     }
 
     #[test]

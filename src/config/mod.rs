@@ -115,6 +115,12 @@ pub fn load(args: &ServeArgs) -> Result<Config, ConfigError> {
     }
 }
 
+/// Validates a config file's text as `load_file` does once it has read `path`: relative
+/// paths are anchored at `path`'s directory and errors name it. No flags apply.
+pub fn load_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    from_text(path, text, &ServeArgs::default())
+}
+
 fn resolve(path: Option<&Path>, args: &ServeArgs) -> Result<Config, ConfigError> {
     let Some(path) = path else {
         return Validator { source: None }.config(RawConfig::default(), args);
@@ -125,8 +131,12 @@ fn resolve(path: Option<&Path>, args: &ServeArgs) -> Result<Config, ConfigError>
         key: None,
         message: format!("cannot read: {e}"),
     })?;
-    let source = Source::new(path, &text);
-    let raw: RawConfig = toml::from_str(&text).map_err(|e| {
+    from_text(path, &text, args)
+}
+
+fn from_text(path: &Path, text: &str, args: &ServeArgs) -> Result<Config, ConfigError> {
+    let source = Source::new(path, text);
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let mut err = source.error_at(e.span(), e.message());
         if err.key.is_none() {
             err.key = unknown_field(e.message());

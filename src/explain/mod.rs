@@ -147,7 +147,12 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
         }
     };
     let decoded = params::decode_pairs(&fcgi_params).unwrap_or_default();
-    let wsgi_environ = wsgi::environ::view(&decoded)
+    // A `[[wsgi]]` mount's workers may serve several requests at once (`threads`).
+    let threads = match &backend {
+        Backend::Fastcgi(app) => wsgi::environ::threads(app.mount),
+        Backend::Cgi(_) => 1,
+    };
+    let wsgi_environ = wsgi::environ::view_with_threads(&decoded, threads)
         .into_iter()
         .map(|(k, v)| {
             let v = variables::masked(&k, &v, show);

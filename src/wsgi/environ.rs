@@ -4,11 +4,21 @@
 //! defaulted to "" (PEP 3333 requires both). It follows the adapter, not the other way
 //! round: the test at the end fails when the adapter sets a key this view does not name.
 //! The objects behind `wsgi.input` and `wsgi.errors` are described, not built.
+//! `wsgi.multithread` depends on the mount's `threads`, which `threads` reads back from
+//! the mount the config made.
 
+use crate::config::FastcgiMount;
 use crate::fastcgi::params::Pair;
 
-/// The environ as (key, value) in the dict's order, values as Python would show them.
+/// The environ of a worker serving one request at a time (the default), as (key, value)
+/// in the dict's order, values as Python would show them.
 pub fn view(params: &[Pair<'_>]) -> Vec<(String, String)> {
+    view_with_threads(params, 1)
+}
+
+/// The environ of a worker serving `threads` requests at once: PEP 3333's
+/// `wsgi.multithread` is True when another thread may call the app at the same time.
+pub fn view_with_threads(params: &[Pair<'_>], threads: usize) -> Vec<(String, String)> {
     let mut environ = Environ::default();
     for (name, value) in params {
         environ.set(latin1(name), latin1(value));
@@ -26,7 +36,7 @@ pub fn view(params: &[Pair<'_>]) -> Vec<(String, String)> {
         ("wsgi.url_scheme", scheme),
         ("wsgi.input", "FCGI_STDIN, read as the app asks".to_owned()),
         ("wsgi.errors", "FCGI_STDERR, into Portico's log".to_owned()),
-        ("wsgi.multithread", "False".to_owned()),
+        ("wsgi.multithread", python_bool(threads > 1)),
         ("wsgi.multiprocess", "True".to_owned()),
         ("wsgi.run_once", "False".to_owned()),
     ] {
@@ -38,6 +48,19 @@ pub fn view(params: &[Pair<'_>]) -> Vec<(String, String)> {
         }
     }
     environ.0
+}
+
+/// The requests each of `mount`'s workers serves at once: its `threads` when it is a
+/// `[[wsgi]]` mount (the only one whose workers run the adapter), else 1.
+pub fn threads(mount: &FastcgiMount) -> usize {
+    match &mount.launch {
+        Some(launch) if launch.script == Some(super::ADAPTER) => mount.max_connections.unwrap_or(1),
+        _ => 1,
+    }
+}
+
+fn python_bool(value: bool) -> String {
+    if value { "True" } else { "False" }.to_owned()
 }
 
 /// A Python dict's semantics: a key set again keeps its place and takes the new value.
@@ -97,6 +120,36 @@ mod tests {
         );
         assert_eq!(get(&environ, "PATH_INFO"), Some(""));
         assert_eq!(get(&environ, "wsgi.multiprocess"), Some("True"));
+    }
+
+    #[test]
+    fn wsgi_multithread_is_true_only_when_a_worker_has_more_than_one_thread() {
+        for (threads, want) in [(1, "False"), (2, "True"), (8, "True")] {
+            let environ = view_with_threads(&[], threads);
+            assert_eq!(get(&environ, "wsgi.multithread"), Some(want), "{threads}");
+            assert_eq!(get(&environ, "wsgi.multiprocess"), Some("True"));
+        }
+        assert_eq!(view(&[]), view_with_threads(&[], 1));
+    }
+
+    #[test]
+    fn a_mounts_threads_are_read_back_from_its_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portico.toml");
+        let text = "[[wsgi]]\nmount = \"/one\"\napp = \"a:app\"\n\n\
+                    [[wsgi]]\nmount = \"/four\"\napp = \"a:app\"\nthreads = 4\n\n\
+                    [[fastcgi]]\nmount = \"/f\"\nupstream = \"tcp:127.0.0.1:9000\"\n\
+                    script = \"x\"\nmax_connections = 4\n";
+        let config = crate::config::load_text(&path, text).unwrap();
+        let threads = |mount: &str| {
+            let found = config.fastcgi.iter().find(|m| m.mount == mount).unwrap();
+            threads(found)
+        };
+        // A FastCGI app's capacity is not a WSGI worker's threads.
+        assert_eq!(
+            (threads("/one"), threads("/four"), threads("/f")),
+            (1, 4, 1)
+        );
     }
 
     #[test]

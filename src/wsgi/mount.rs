@@ -1,7 +1,12 @@
 //! The `[[wsgi]]` table: a WSGI callable (`app = "module:callable"`), its interpreter, its
-//! sys.path entries and its workers, turned into the FastCGI mount that serves it:
-//! launched workers running the adapter (`ADAPTER`), recycled and scaled by the same `launch` rules
-//! as a `[[fastcgi]]` mount.
+//! sys.path entries, its workers and their threads, turned into the FastCGI mount that
+//! serves it: launched workers running the adapter (`ADAPTER`), recycled and scaled by the
+//! same `launch` rules as a `[[fastcgi]]` mount.
+//!
+//! `threads = N` makes each worker serve N FastCGI connections at once, a thread each
+//! (gunicorn's and uWSGI's `--threads`), so the mount's capacity per worker is N: the pool
+//! then keeps up to N connections to every worker. One thread, the default, is the plain
+//! process of a multiprocess server, exactly as before the key existed.
 //!
 //! Config reads the table (this file gives it the type) and calls `fastcgi_mount`; the
 //! checks shared with `[[fastcgi]]` (`launch`, seconds, directories, mount prefixes) stay
@@ -30,6 +35,8 @@ pub(crate) struct RawWsgi {
     #[serde(default)]
     path: Vec<Spanned<String>>,
     workers: Option<Spanned<usize>>,
+    /// Requests each worker serves at once, a thread each.
+    threads: Option<Spanned<usize>>,
     min_workers: Option<Spanned<usize>>,
     max_workers: Option<Spanned<usize>>,
     idle_timeout_seconds: Option<Spanned<f64>>,
@@ -71,8 +78,17 @@ pub(crate) fn fastcgi_mount(v: &Validator<'_>, raw: &RawWsgi) -> Result<FastcgiM
         env: raw.env.clone(),
     };
     let mut launch = v.launch(&Spanned::new(raw.mount.span(), launch))?;
-    // python ADAPTER module:callable [sys.path entries...]
+    let threads = match &raw.threads {
+        Some(n) if *n.get_ref() == 0 => return Err(v.spanned_error(n.span(), "must be at least 1")),
+        other => other.as_ref().map_or(1, |n| *n.get_ref()),
+    };
+    // python ADAPTER [--threads N] module:callable [sys.path entries...]
     launch.script = Some(ADAPTER);
+    if threads > 1 {
+        launch
+            .command
+            .extend(["--threads".into(), threads.to_string().into()]);
+    }
     launch.command.push(format!("{module}:{callable}").into());
     for entry in &raw.path {
         // Absolute: the workers run in their interpreter's directory.
@@ -84,7 +100,10 @@ pub(crate) fn fastcgi_mount(v: &Validator<'_>, raw: &RawWsgi) -> Result<FastcgiM
         script: Some(launch.command[0].clone().into()),
         launch: Some(launch),
         balance: Balance::LeastBusy,
-        max_connections: None,
+        // One thread: the pool asks the worker (FCGI_GET_VALUES), which answers 1, as it
+        // always did. More: the config says so at once, so a worker slow to import its app
+        // cannot miss the question and be left at one request.
+        max_connections: (threads > 1).then_some(threads),
         fail_timeout: Duration::from_secs(10),
         root: None,
         split_path_info: None,
@@ -102,10 +121,50 @@ pub(crate) fn fastcgi_mount(v: &Validator<'_>, raw: &RawWsgi) -> Result<FastcgiM
 
 #[cfg(test)]
 mod tests {
+    use std::ffi::OsString;
     use std::os::unix::fs::symlink;
 
     use super::*;
     use crate::config::source::Source;
+
+    fn mount(text: &str) -> Result<FastcgiMount, ConfigError> {
+        let config = std::path::Path::new("/etc/portico.toml");
+        let raw: RawWsgi = toml::from_str(text).unwrap();
+        let v = Validator {
+            source: Some(Source::new(config, text)),
+        };
+        fastcgi_mount(&v, &raw)
+    }
+
+    #[test]
+    fn threads_reach_the_adapter_and_the_pools_capacity() {
+        let base = "mount = \"/w\"\napp = \"app:application\"\npython = \"/bin/sh\"\n";
+        let cases: [(&str, &[&str], Option<usize>); 3] = [
+            ("", &["app:application"], None),
+            ("threads = 1\n", &["app:application"], None),
+            (
+                "threads = 8\n",
+                &["--threads", "8", "app:application"],
+                Some(8),
+            ),
+        ];
+        for (extra, args, capacity) in cases {
+            let mount = mount(&format!("{base}{extra}")).unwrap();
+            let launch = mount.launch.as_ref().unwrap();
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            assert_eq!(launch.command[1..], args, "{extra}");
+            assert_eq!(mount.max_connections, capacity, "{extra}");
+        }
+    }
+
+    #[test]
+    fn zero_threads_is_an_error_at_its_line() {
+        let error = mount("mount = \"/w\"\napp = \"app:application\"\nthreads = 0\n").unwrap_err();
+        assert_eq!(
+            (error.line, error.key.as_deref(), error.message.as_str()),
+            (Some(3), Some("threads"), "must be at least 1")
+        );
+    }
 
     #[test]
     fn a_venv_python_is_launched_by_its_own_path() {

@@ -1,19 +1,24 @@
 """Portico's WSGI adapter: a FastCGI responder that serves a WSGI callable (PEP 3333).
 
 Portico launches it for a [[wsgi]] mount as
-    python3 portico_wsgi.py MODULE:CALLABLE [SYS_PATH_ENTRY...]
+    python3 portico_wsgi.py [--threads N] MODULE:CALLABLE [SYS_PATH_ENTRY...]
 with a listening socket as fd 0 (FCGI_LISTENSOCK_FILENO, FastCGI spec 2.2). It is the
 third generation of the same contract: the meta-variables CGI puts in the environment and
 FastCGI sends as FCGI_PARAMS become the `environ` dict of a Python callable.
 
-Standard library only. One connection and one request at a time (FCGI_MAX_CONNS=1),
-so a worker is a plain process, as WSGI's multiprocess servers run them.
+Standard library only. One request per connection at a time (FCGI_MPXS_CONNS=0). By
+default one connection at a time too (FCGI_MAX_CONNS=1), so a worker is a plain process,
+as WSGI's multiprocess servers run them. With --threads N, N threads each accept and serve
+one connection at a time (FCGI_MAX_CONNS=N), for apps that spend their time waiting on a
+database or an API; the app must then be thread-safe, which wsgi.multithread tells it.
 """
 
 import io
+import os
 import socket
 import struct
 import sys
+import threading
 import traceback
 
 BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 2, 3, 4, 5, 6, 7
@@ -21,6 +26,8 @@ GET_VALUES, GET_VALUES_RESULT, UNKNOWN_TYPE = 9, 10, 11
 RESPONDER, KEEP_CONN = 1, 1
 REQUEST_COMPLETE, CANT_MPX_CONN, UNKNOWN_ROLE = 0, 1, 3
 VALUES = {b"FCGI_MAX_CONNS": b"1", b"FCGI_MAX_REQS": b"1", b"FCGI_MPXS_CONNS": b"0"}
+# Connections served at once, a thread each; set once by main() before any is served.
+THREADS = 1
 HEADER = struct.Struct(">BBHHBx")
 MAX_CONTENT = 0xFFFF
 
@@ -177,7 +184,7 @@ class Request:
             "wsgi.url_scheme": environ.get("REQUEST_SCHEME") or ("https" if https else "http"),
             "wsgi.input": io.BufferedReader(Input(self)),
             "wsgi.errors": Errors(self),
-            "wsgi.multithread": False,
+            "wsgi.multithread": THREADS > 1,
             "wsgi.multiprocess": True,
             "wsgi.run_once": False,
         })
@@ -300,6 +307,41 @@ def serve(conn, app):
                 request = None
 
 
+def serve_forever(listener, app):
+    """Accepts connections on the worker's socket and serves each until it closes."""
+    while True:
+        sock, _ = listener.accept()
+        conn = Connection(sock)
+        try:
+            serve(conn, app)
+        except (Disconnected, ResponseCut, OSError):
+            pass
+        finally:
+            conn.close()
+
+
+def serve_thread(listener, app):
+    """serve_forever in a thread of its own. Should it fail outside any request, the worker
+    would go on a thread short and nobody would know: it exits instead, with the traceback
+    on stderr (Portico logs it and starts another), as the main thread's failure ends it.
+    """
+    try:
+        serve_forever(listener, app)
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def threads_option(argv):
+    """`--threads N` at the front of the arguments: (N, the rest)."""
+    if argv[:1] != ["--threads"]:
+        return 1, argv
+    if len(argv) < 2 or not argv[1].isdigit() or int(argv[1]) < 1:
+        sys.exit("portico_wsgi.py: --threads needs a whole number of at least 1")
+    return int(argv[1]), argv[2:]
+
+
 def load(spec, paths):
     module_name, _, attr = spec.partition(":")
     sys.path[:0] = paths
@@ -311,21 +353,21 @@ def load(spec, paths):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: portico_wsgi.py MODULE:CALLABLE [SYS_PATH_ENTRY...]")
+    global THREADS
+    THREADS, args = threads_option(sys.argv[1:])
+    if not args:
+        sys.exit("usage: portico_wsgi.py [--threads N] MODULE:CALLABLE [SYS_PATH_ENTRY...]")
+    VALUES[b"FCGI_MAX_CONNS"] = VALUES[b"FCGI_MAX_REQS"] = str(THREADS).encode()
     # An app that cannot be imported exits at once with the traceback on stderr, which
     # Portico logs; it stops the route rather than restarting it again and again.
-    app = load(sys.argv[1], sys.argv[2:])
+    app = load(args[0], args[1:])
     listener = socket.socket(fileno=0)
-    while True:
-        sock, _ = listener.accept()
-        conn = Connection(sock)
-        try:
-            serve(conn, app)
-        except (Disconnected, ResponseCut, OSError):
-            pass
-        finally:
-            conn.close()
+    # Every thread blocks in accept() on the one listening socket and the kernel hands each
+    # new connection to one of them; the main thread is one. Daemon threads: whatever ends
+    # the main thread (its loop failing, SIGINT) ends the worker.
+    for _ in range(THREADS - 1):
+        threading.Thread(target=serve_thread, args=(listener, app), daemon=True).start()
+    serve_forever(listener, app)
 
 
 if __name__ == "__main__":

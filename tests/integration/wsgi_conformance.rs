@@ -4,6 +4,9 @@
 //! checks the environ, start_response, write(), wsgi.input, the iterable and its close()
 //! as each is used; its warnings are errors. A broken rule is then a 500 or a line in the
 //! app's record file, and every test ends by checking that neither happened.
+//!
+//! Every test runs twice: in `one_thread`, on a worker of one thread (the default), and in
+//! `four_threads`, on a worker serving its connections in four threads (`threads = 4`).
 
 use std::time::Duration;
 
@@ -12,6 +15,30 @@ use crate::http::{Framing, Request};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
+/// The tests below, each run on a worker of one thread and on one of four.
+macro_rules! on_one_and_four_threads {
+    ($($test:ident),* $(,)?) => {
+        mod one_thread {
+            $(#[test] fn $test() { super::$test(1) })*
+        }
+        mod four_threads {
+            $(#[test] fn $test() { super::$test(4) })*
+        }
+    };
+}
+
+on_one_and_four_threads!(
+    a_get_passes_the_validator,
+    a_post_body_is_read_whole_through_wsgi_input,
+    a_generator_streams_every_chunk,
+    close_is_called_once_per_response,
+    the_write_callable_and_the_iterable_make_one_body,
+    exc_info_before_the_head_is_sent_replaces_the_status,
+    exc_info_after_the_head_is_sent_re_raises_and_cuts_the_response,
+    an_apps_own_connection_error_is_a_500_with_its_traceback_logged,
+    a_non_ascii_path_arrives_as_its_bytes_in_latin_1,
+);
+
 /// Portico serving the validated app at `/wsgi/app`, and the file the app records in.
 struct Validated {
     portico: Portico,
@@ -19,8 +46,13 @@ struct Validated {
 }
 
 impl Validated {
-    fn start(fx: &Fixture) -> Validated {
+    /// One worker of `threads` threads; one is the key left unset, the default.
+    fn start(fx: &Fixture, threads: usize) -> Validated {
         let record = fx.path("record");
+        let threads = match threads {
+            1 => String::new(),
+            n => format!("threads = {n}"),
+        };
         let toml = format!(
             r#"
 [[wsgi]]
@@ -28,6 +60,7 @@ mount = "/wsgi/app"
 app = "wsgi_conformance:application"
 path = ["{FIXTURES}"]
 workers = 1
+{threads}
 env = {{ CONFORMANCE_RECORD = "{}" }}
 "#,
             record.display()
@@ -61,10 +94,9 @@ env = {{ CONFORMANCE_RECORD = "{}" }}
     }
 }
 
-#[test]
-fn a_get_passes_the_validator() {
+fn a_get_passes_the_validator(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     let response = app.portico.get("/wsgi/app/get?a=1&b=2");
     assert_eq!(
         (response.status, response.text().as_str()),
@@ -76,10 +108,9 @@ fn a_get_passes_the_validator() {
     app.assert_conformant(None);
 }
 
-#[test]
-fn a_post_body_is_read_whole_through_wsgi_input() {
+fn a_post_body_is_read_whole_through_wsgi_input(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     // Larger than a FastCGI record (64 KiB) and than the adapter's read buffer.
     let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let response = app.portico.send(
@@ -92,10 +123,9 @@ fn a_post_body_is_read_whole_through_wsgi_input() {
     app.assert_conformant(None);
 }
 
-#[test]
-fn a_generator_streams_every_chunk() {
+fn a_generator_streams_every_chunk(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     let response = app.portico.get("/wsgi/app/stream?n=8");
     assert_eq!(response.status, 200);
     assert!(response.complete, "{response:?}");
@@ -107,10 +137,9 @@ fn a_generator_streams_every_chunk() {
     app.assert_conformant(None);
 }
 
-#[test]
-fn close_is_called_once_per_response() {
+fn close_is_called_once_per_response(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     for id in ["a", "b", "c"] {
         let response = app.portico.get(&format!("/wsgi/app/close?id={id}"));
         assert_eq!(response.text(), format!("closing {id}"));
@@ -127,10 +156,9 @@ fn close_is_called_once_per_response() {
     app.assert_conformant(None);
 }
 
-#[test]
-fn the_write_callable_and_the_iterable_make_one_body() {
+fn the_write_callable_and_the_iterable_make_one_body(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     let response = app.portico.get("/wsgi/app/write");
     assert_eq!(
         (response.status, response.text().as_str()),
@@ -139,10 +167,9 @@ fn the_write_callable_and_the_iterable_make_one_body() {
     app.assert_conformant(None);
 }
 
-#[test]
-fn exc_info_before_the_head_is_sent_replaces_the_status() {
+fn exc_info_before_the_head_is_sent_replaces_the_status(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     let response = app.portico.get("/wsgi/app/exc-before");
     assert_eq!(
         (response.status, response.text().as_str()),
@@ -151,10 +178,9 @@ fn exc_info_before_the_head_is_sent_replaces_the_status() {
     app.assert_conformant(None);
 }
 
-#[test]
-fn exc_info_after_the_head_is_sent_re_raises_and_cuts_the_response() {
+fn exc_info_after_the_head_is_sent_re_raises_and_cuts_the_response(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     let mut conn = app.portico.connect();
     let request = Request::get("/wsgi/app/exc-after");
     conn.send(&request);
@@ -180,10 +206,9 @@ fn exc_info_after_the_head_is_sent_re_raises_and_cuts_the_response() {
     app.assert_conformant(Some("ValueError"));
 }
 
-#[test]
-fn an_apps_own_connection_error_is_a_500_with_its_traceback_logged() {
+fn an_apps_own_connection_error_is_a_500_with_its_traceback_logged(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     let response = app.portico.get("/wsgi/app/refused");
     assert_eq!(response.status, 500, "{}", response.text());
     app.portico.wait_for_log_line(
@@ -193,10 +218,9 @@ fn an_apps_own_connection_error_is_a_500_with_its_traceback_logged() {
     app.assert_conformant(Some("ConnectionRefusedError"));
 }
 
-#[test]
-fn a_non_ascii_path_arrives_as_its_bytes_in_latin_1() {
+fn a_non_ascii_path_arrives_as_its_bytes_in_latin_1(threads: usize) {
     let fx = Fixture::new();
-    let app = Validated::start(&fx);
+    let app = Validated::start(&fx, threads);
     let response = app.portico.get("/wsgi/app/caf%C3%A9?q=%C3%A9");
     assert_eq!(response.status, 200, "{}", response.text());
     // PEP 3333 (unicode issues): environ values are native strings holding the bytes
