@@ -34,6 +34,8 @@ fn config() -> Config {
         fastcgi: vec![],
         status: None,
         access_log: None,
+        log_format: Default::default(),
+        request_id_header: None,
         threads: 1,
         run_as: None,
     }

@@ -97,7 +97,8 @@ pub struct ServeArgs {
 }
 
 /// How the log on stderr is written.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// `key=value` fields after the message, for people.
     #[default]

@@ -120,7 +120,7 @@ impl Gateway {
             .access_log
             .as_ref()
             .map(|log| log.begin(&request, peer.remote.ip()));
-        match self.serve(request, peer, started, id, access.as_ref()).await {
+        let mut response = match self.serve(request, peer, started, id, access.as_ref()).await {
             Ok(response) => response,
             Err(error) => {
                 let line = RequestLine {
@@ -134,7 +134,14 @@ impl Gateway {
                 line.write(status, 0, &Stop::Ended, Runner::Gateway, Some(&error));
                 error_response(&error, &self.config)
             }
+        };
+        // An NPH script's head is its own, written as it is; this field goes nowhere then.
+        if let Some(name) = &self.config.request_id_header
+            && let Ok(value) = HeaderValue::from_str(&id.to_string())
+        {
+            response.headers_mut().insert(name.clone(), value);
         }
+        response
     }
 
     /// The user the Basic authentication of the path's mount lets in (also for the access

@@ -71,7 +71,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    init_logging(args.log_level.as_deref(), args.log_format.unwrap_or_default());
+    // The config first: it may choose the log's format (reading it logs nothing).
     let config = match config::load(&args) {
         Ok(config) => Arc::new(config),
         Err(error) => {
@@ -79,6 +79,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    init_logging(args.log_level.as_deref(), config.log_format);
     // The blocking pool runs file spooling, and CGI spawns when there is one runtime thread:
     // a few threads per CPU are enough and each one costs memory.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -134,7 +135,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         for listener in &listeners {
             if let Ok(addr) = listener.local_addr() {
                 let line = format!("listening on http://{addr}");
-                match args.log_format.unwrap_or_default() {
+                match config.log_format {
                     LogFormat::Text => eprintln!("{line}"),
                     LogFormat::Json => eprintln!("{}", listening_json(&line, addr)),
                 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 use crate::privileges::RunAs;
 use crate::wsgi;
 
@@ -71,6 +71,10 @@ pub struct Config {
     pub status: Option<StatusPage>,
     /// The access log file, when there is one.
     pub access_log: Option<AccessLogFile>,
+    /// `--log-format`, else `log_format`, else text.
+    pub log_format: LogFormat,
+    /// The response field that carries the request's id (`X-Request-Id`), when asked for.
+    pub request_id_header: Option<http::HeaderName>,
 }
 
 // ---- the file as written -------------------------------------------------------------
@@ -97,6 +101,8 @@ struct RawConfig {
     wsgi: Vec<wsgi::mount::RawWsgi>,
     status: Option<RawStatus>,
     access_log: Option<RawAccessLog>,
+    log_format: Option<LogFormat>,
+    request_id_header: Option<Spanned<String>>,
 }
 
 // ---- loading -------------------------------------------------------------------------
@@ -172,6 +178,13 @@ impl Validator<'_> {
         }
 
         let status = self.status(raw.status.as_ref())?;
+        let request_id_header = match &raw.request_id_header {
+            Some(name) => Some(
+                http::HeaderName::from_bytes(name.get_ref().as_bytes())
+                    .map_err(|_| self.spanned_error(name.span(), "not a header field name"))?,
+            ),
+            None => None,
+        };
 
         Ok(Config {
             listen,
@@ -185,6 +198,8 @@ impl Validator<'_> {
             fastcgi,
             status,
             access_log,
+            log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
+            request_id_header,
         })
     }
 

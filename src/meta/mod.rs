@@ -130,6 +130,8 @@ mod tests {
             fastcgi: vec![],
             status: None,
             access_log: None,
+            log_format: Default::default(),
+            request_id_header: None,
             threads: 1,
             run_as: None,
             cgi: vec![CgiMount {

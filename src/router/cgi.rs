@@ -195,6 +195,8 @@ pub(super) mod tests {
             fastcgi: vec![],
             status: None,
             access_log: None,
+            log_format: Default::default(),
+            request_id_header: None,
             threads: 1,
             run_as: None,
             cgi: vec![CgiMount {

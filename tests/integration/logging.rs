@@ -258,15 +258,18 @@ fn a_request_id_joins_the_access_line_the_stderr_lines_and_unique_id() {
     let app = crate::launch::APP;
     let portico = fx.serve_config(
         &format!(
-            "[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
+            "request_id_header = 'X-Request-Id'\n\
+             [[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
              [[fastcgi]]\nmount = '/app'\nlaunch = {{ command = ['{app}'], workers = 1 }}\n"
         ),
         &[],
     );
     let mut ids = Vec::new();
     for _ in 0..3 {
-        let id = portico.get("/cgi-bin/tell").text();
+        let response = portico.get("/cgi-bin/tell");
+        let id = response.text();
         assert_eq!(id.len(), 16, "{id:?}");
+        assert_eq!(response.header("x-request-id"), Some(id.as_str()));
         let access = portico.wait_for_log_line(&["path=/cgi-bin/tell", &format!("id={id}")], WAIT);
         assert_eq!(field(&access, "id"), Some(id.as_str()), "{access}");
         let stderr = portico.wait_for_log_line(&[&format!("a line for {id}")], WAIT);
@@ -338,4 +341,30 @@ fn log_format_json_writes_one_object_per_line_with_the_fields_by_name() {
     let missing = find(&|o| o["target"] == "portico::access" && o["path"] == "/cgi-bin/missing");
     assert_eq!(missing["status"], 404);
     assert!(missing["cause"].is_string(), "{missing}");
+}
+
+/// `log_format = "json"` in the config does what the flag does; a bad value, or a bad
+/// `request_id_header`, is an error naming the file, line and key.
+#[test]
+fn log_format_and_request_id_header_come_from_the_config_and_bad_values_are_named() {
+    let fx = Fixture::new();
+    fx.script("hello", crate::scripts::HELLO);
+    let mounts = "[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n";
+    let portico = fx.serve_config(&format!("log_format = 'json'\n{mounts}"), &[]);
+    assert_eq!(portico.get("/cgi-bin/hello").status, 200);
+    let line = portico.wait_for_log_line(&["/cgi-bin/hello"], WAIT);
+    let access: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(access["status"], 200, "{access}");
+    for (key, value) in [
+        ("log_format", "'xml'"),
+        ("request_id_header", "'X Request Id'"),
+    ] {
+        let outcome = fx.check(&format!("{key} = {value}\n{mounts}"));
+        assert_eq!(outcome.code, Some(2), "{key}: {outcome:?}");
+        assert!(
+            outcome.stderr.contains("portico.toml:1") && outcome.stderr.contains(key),
+            "{key}: {}",
+            outcome.stderr
+        );
+    }
 }
