@@ -33,6 +33,7 @@ fn config() -> Config {
         }],
         fastcgi: vec![],
         status: None,
+        metrics: None,
         access_log: None,
         log_format: Default::default(),
         request_id_header: None,

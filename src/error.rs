@@ -39,14 +39,20 @@ pub enum Deadline {
     Total,
 }
 
-impl fmt::Display for Deadline {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Deadline {
+    pub fn name(self) -> &'static str {
+        match self {
             Deadline::Head => "head",
             Deadline::Idle => "idle",
             Deadline::Total => "total",
             Deadline::Connect => "connect",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Deadline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

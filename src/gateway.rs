@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::connection::Takeover;
 use crate::error::Error;
 use crate::fastcgi::client::FastCgi;
+use crate::metrics::{MountMetrics, metrics};
 use crate::request_id::RequestId;
 use crate::supervisor::{AppStatus, Supervisor};
 use crate::{fastcgi, meta, router, status};
@@ -120,11 +121,15 @@ impl Gateway {
             .access_log
             .as_ref()
             .map(|log| log.begin(&request, peer.remote.ip()));
-        let mut response = match self.serve(request, peer, started, id, access.as_ref()).await {
+        // The mount that took the request, once one has: its counters count an error too.
+        let mut counted = None;
+        let served = self.serve(request, peer, started, id, access.as_ref(), &mut counted);
+        let mut response = match served.await {
             Ok(response) => response,
             Err(error) => {
                 let line = RequestLine {
                     id,
+                    metrics: Some(counted.unwrap_or_else(|| metrics().mount(""))),
                     method,
                     path,
                     started,
@@ -169,6 +174,7 @@ impl Gateway {
         started: Instant,
         id: RequestId,
         access: Option<&Pending>,
+        counted: &mut Option<Arc<MountMetrics>>,
     ) -> Result<Response<ResponseBody>, Error> {
         let limits = &self.config.limits;
         let header_bytes: usize = request
@@ -192,6 +198,21 @@ impl Gateway {
             }
             return Ok(response);
         }
+        if let Some(page) = &self.config.metrics
+            && request.uri().path() == page.path
+        {
+            if !page.allow_remote && !peer.remote.ip().to_canonical().is_loopback() {
+                return Err(Error::Forbidden("the metrics are for loopback clients"));
+            }
+            let mut response = Response::new(full(metrics().encode()));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            return Ok(response);
+        }
         let (parts, body) = request.into_parts();
         // Before the path is resolved and the body read: a client without credentials
         // learns nothing of the mount and sends its body for nothing.
@@ -199,6 +220,7 @@ impl Gateway {
             .authenticate(parts.uri.path(), &parts.headers, access)
             .await?;
         let mut route = Route::resolve(&self.config, parts.uri.path())?;
+        *counted = Some(metrics().mount(route.mount()));
         let mut body = RequestBody::prepare(
             &parts.headers,
             ClientBody::new(body, limits.body_read_timeout),
@@ -226,6 +248,7 @@ impl Gateway {
                 body: std::mem::replace(&mut body, RequestBody::None),
                 line: RequestLine {
                     id,
+                    metrics: counted.clone(),
                     method: method.clone(),
                     path: uri.path().to_owned(),
                     started,
@@ -260,6 +283,7 @@ impl Gateway {
                         .authenticate(uri.path(), &parts.headers, access)
                         .await?;
                     route = Route::resolve(&self.config, uri.path())?;
+                    *counted = Some(metrics().mount(route.mount()));
                 }
             }
         }
@@ -296,6 +320,13 @@ impl<'c> Route<'c> {
         match router::resolve_fastcgi(config, path) {
             Some(app) => Ok(Route::Fastcgi(app?)),
             None => Ok(Route::Cgi(router::resolve(config, path)?)),
+        }
+    }
+
+    fn mount(&self) -> &str {
+        match self {
+            Route::Cgi(script) => &script.mount.mount,
+            Route::Fastcgi(app) => &app.mount.mount,
         }
     }
 }
@@ -358,7 +389,10 @@ pub fn error_response(error: &Error, config: &Config) -> Response<ResponseBody> 
     }
     // Where the request's framing or body cannot be trusted, nothing after it on the
     // connection can be either.
-    if matches!(status, StatusCode::BAD_REQUEST | StatusCode::REQUEST_TIMEOUT) {
+    if matches!(
+        status,
+        StatusCode::BAD_REQUEST | StatusCode::REQUEST_TIMEOUT
+    ) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response

@@ -43,6 +43,7 @@ pub mod explain;
 pub mod fastcgi;
 pub mod gateway;
 pub mod meta;
+pub mod metrics;
 pub mod privileges;
 pub mod request_id;
 pub mod router;

@@ -7,11 +7,13 @@
 //! generation.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use http::Method;
 
 use crate::access_log::Pending;
+use crate::metrics::MountMetrics;
 use crate::error::{Deadline, Error, Side};
 
 /// Why a request's output stopped.
@@ -75,9 +77,19 @@ pub struct RequestLine {
     pub started: Instant,
     /// The access-log file's pending line, when there is a file.
     pub access: Option<Pending>,
+    /// The counters of the mount that took the request (`metrics`); `None` for a line
+    /// that is not the request's last (a local redirect's) or not a request's at all.
+    pub metrics: Option<Arc<MountMetrics>>,
 }
 
 impl RequestLine {
+    /// RFC 3875 §6.2.2: the request goes on as another, whose line is the access-log
+    /// file's line and the one counted.
+    pub fn redirected(&mut self) {
+        self.access = None;
+        self.metrics = None;
+    }
+
     /// Writes the line. `failure` is the error the client was answered with, if any. A
     /// script that answered with a local redirect names where to: the request goes on as
     /// another, whose line follows (or comes first, when this script is reaped later).
@@ -91,6 +103,9 @@ impl RequestLine {
     ) {
         if let Some(access) = &self.access {
             access.finish(status, bytes);
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.record(&self.method, status, self.started.elapsed().as_secs_f64());
         }
         let duration_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0);
         let (id, method, path) = (self.id, &self.method, &self.path);

@@ -69,6 +69,8 @@ pub struct Config {
     pub fastcgi: Vec<FastcgiMount>,
     /// The operators' status page, when enabled.
     pub status: Option<StatusPage>,
+    /// The Prometheus metrics, when enabled.
+    pub metrics: Option<StatusPage>,
     /// The access log file, when there is one.
     pub access_log: Option<AccessLogFile>,
     /// `--log-format`, else `log_format`, else text.
@@ -100,6 +102,7 @@ struct RawConfig {
     #[serde(default)]
     wsgi: Vec<wsgi::mount::RawWsgi>,
     status: Option<RawStatus>,
+    metrics: Option<RawStatus>,
     access_log: Option<RawAccessLog>,
     log_format: Option<LogFormat>,
     request_id_header: Option<Spanned<String>>,
@@ -178,6 +181,7 @@ impl Validator<'_> {
         }
 
         let status = self.status(raw.status.as_ref())?;
+        let metrics = self.metrics(raw.metrics.as_ref())?;
         let request_id_header = match &raw.request_id_header {
             Some(name) => Some(
                 http::HeaderName::from_bytes(name.get_ref().as_bytes())
@@ -197,6 +201,7 @@ impl Validator<'_> {
             cgi,
             fastcgi,
             status,
+            metrics,
             access_log,
             log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
             request_id_header,

@@ -1,7 +1,7 @@
-//! `[status]`: whether the operators' status page is on, the path it answers at and
-//! who may see it.
+//! `[status]` and `[metrics]`: whether the operators' status page and the Prometheus
+//! metrics are on, the path each answers at and who may see them.
 //!
-//! The page itself is `crate::status`'s.
+//! The page itself is `crate::status`'s, the metrics `crate::metrics`'.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::source::{ConfigError, Validator};
 use super::value::normalize_mount;
 
-/// Where the status page answers and who may see it.
+/// Where a page for operators (the status page, the metrics) answers and who may see it.
 #[derive(Debug, Clone)]
 pub struct StatusPage {
     pub path: String,
@@ -28,10 +28,26 @@ pub(super) struct RawStatus {
 }
 
 impl Validator<'_> {
-    /// The page when `enabled`, at `path` or else `/portico-status`.
+    /// The status page when `enabled`, at `path` or else `/portico-status`.
     pub(super) fn status(
         &self,
         raw: Option<&RawStatus>,
+    ) -> Result<Option<StatusPage>, ConfigError> {
+        self.operators_page(raw, "/portico-status")
+    }
+
+    /// The metrics when `enabled`, at `path` or else `/metrics`, where Prometheus looks.
+    pub(super) fn metrics(
+        &self,
+        raw: Option<&RawStatus>,
+    ) -> Result<Option<StatusPage>, ConfigError> {
+        self.operators_page(raw, "/metrics")
+    }
+
+    fn operators_page(
+        &self,
+        raw: Option<&RawStatus>,
+        default_path: &str,
     ) -> Result<Option<StatusPage>, ConfigError> {
         Ok(match raw {
             Some(status) if status.enabled => {
@@ -42,10 +58,10 @@ impl Validator<'_> {
                         .ok_or_else(|| {
                             self.spanned_error(
                                 p.span(),
-                                "must be a plain URL path like /portico-status",
+                                format!("must be a plain URL path like {default_path}"),
                             )
                         })?,
-                    None => "/portico-status".to_owned(),
+                    None => default_path.to_owned(),
                 };
                 Some(StatusPage {
                     path,

@@ -235,6 +235,7 @@ fn fastcgi_params(
         // Never written: no request runs from this job.
         line: RequestLine {
             id: RequestId::new(),
+            metrics: None,
             method: request.method.clone(),
             path: request.uri.path().to_owned(),
             started: Instant::now(),

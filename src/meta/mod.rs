@@ -129,6 +129,7 @@ mod tests {
             script_env: vec![],
             fastcgi: vec![],
             status: None,
+            metrics: None,
             access_log: None,
             log_format: Default::default(),
             request_id_header: None,

@@ -194,6 +194,7 @@ pub(super) mod tests {
             script_env: vec![],
             fastcgi: vec![],
             status: None,
+            metrics: None,
             access_log: None,
             log_format: Default::default(),
             request_id_header: None,

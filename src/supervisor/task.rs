@@ -168,6 +168,12 @@ impl State {
             Phase::Killing => {
                 slot.last_exit = Some(format!("{how} (request_timeout)"));
                 slot.restarts += 1;
+                crate::metrics::metrics()
+                    .worker_restarts
+                    .get_or_create(&crate::metrics::MountLabel {
+                        mount: self.mount.clone(),
+                    })
+                    .inc();
                 slot.phase = Phase::Restarting(Instant::now());
                 return;
             }
@@ -175,6 +181,12 @@ impl State {
         }
         slot.last_exit = Some(how.clone());
         slot.restarts += 1;
+        crate::metrics::metrics()
+            .worker_restarts
+            .get_or_create(&crate::metrics::MountLabel {
+                mount: self.mount.clone(),
+            })
+            .inc();
         let failed_start = served == 0 && lived < START_WINDOW;
         // A worker that came up and answered a request is a crash, not a failing start: it
         // is replaced at once, as supervisord does past `startsecs`, so that a few crashes

@@ -79,6 +79,7 @@ mod limits;
 mod lingering;
 mod logging;
 mod meta_variables;
+mod metrics;
 mod misbehaving;
 mod php;
 mod privileges;

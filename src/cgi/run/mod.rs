@@ -30,6 +30,7 @@ use crate::backend::{Reply, RequestLine, Stop};
 use crate::body::RequestBody;
 use crate::config::Limits;
 use crate::error::Error;
+use crate::metrics::metrics;
 
 mod report;
 mod stdout;
@@ -88,7 +89,11 @@ impl Run {
             .with_meta(&job.request.meta)
             .map_err(Error::Spawn)?;
         let mut process =
-            Process::spawn(&job.argv, &env, &job.cwd, input, rlimits).map_err(Error::Spawn)?;
+            Process::spawn(&job.argv, &env, &job.cwd, input, rlimits).map_err(|error| {
+                metrics().cgi_spawn_failures.inc();
+                Error::Spawn(error)
+            })?;
+        metrics().cgi_spawns.inc();
         let stdin_pump = match (feed, process.stdin.take()) {
             (Some(body), Some(stdin)) => Some(tokio::spawn(pump(body, stdin))),
             _ => None,

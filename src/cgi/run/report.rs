@@ -10,6 +10,7 @@ use crate::backend::{Reply, RequestLine, Runner, Stop};
 use crate::cgi::spawn::Exit;
 use crate::cgi::stderr::Tail;
 use crate::error::Error;
+use crate::metrics::{DeadlineLabel, metrics};
 
 /// How one run went, for its log line.
 pub(super) struct Report {
@@ -65,7 +66,14 @@ impl Report {
         // RFC 3875 §6.2.2: the request goes on as another, whose line is the access-log
         // file's.
         if self.redirect.is_some() {
-            line.access = None;
+            line.redirected();
+        }
+        if let Stop::Deadline(deadline) = self.stop {
+            let deadline = deadline.name();
+            metrics()
+                .cgi_deadline_kills
+                .get_or_create(&DeadlineLabel { deadline })
+                .inc();
         }
         let stderr = if self.failed() {
             tail.lines()

@@ -39,7 +39,7 @@ impl Exchange {
         }
         // A local redirect's access line is written by the request it turned into.
         if self.redirected {
-            self.line.access = None;
+            self.line.redirected();
         }
         let endpoint = self.endpoint.clone();
         let runner = || Runner::Upstream {

@@ -52,6 +52,10 @@ impl Exchange {
         // Only a request on a new connection can sit in a listen queue that nobody will
         // accept from once the app is stopped; a kept one was accepted by a live worker,
         // whose death ends it. The common case so pays nothing for watching.
+        match &link {
+            Link::Direct(conn) if conn.requests == 0 => lease.endpoint.opened.inc(),
+            _ => lease.endpoint.reused.inc(),
+        };
         let stopping = match &link {
             Link::Direct(conn) if conn.requests == 0 => Some(pool.stopping()),
             _ => None,
@@ -216,6 +220,7 @@ impl Drop for Exchange {
                 path: std::mem::take(&mut self.line.path),
                 started: self.line.started,
                 access: self.line.access.take(),
+                metrics: self.line.metrics.take(),
             },
             kill_all: self.kill_all.clone(),
             stopping: self.stopping.clone(),

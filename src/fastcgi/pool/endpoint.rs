@@ -11,9 +11,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::config::Upstream;
 use crate::fastcgi::conn::Conn;
 use crate::fastcgi::mux::MuxConn;
+use crate::metrics::{ConnectionLabels, metrics};
 
 /// One place requests can be sent: an upstream server or one launched worker's socket.
 pub struct Endpoint {
@@ -21,6 +24,9 @@ pub struct Endpoint {
     state: Mutex<EndpointState>,
     /// The shared connection of an application that multiplexes (FCGI_MPXS_CONNS=1).
     pub(super) shared: tokio::sync::Mutex<Option<Arc<MuxConn>>>,
+    /// Requests sent on a connection opened for them, and on one kept from before.
+    pub opened: Counter,
+    pub reused: Counter,
 }
 
 /// An endpoint's counters and kept connections; `pub` fields are what the status page shows.
@@ -56,7 +62,19 @@ pub struct EndpointState {
 
 impl Endpoint {
     pub fn new(address: Upstream, capacity: Option<usize>, default_capacity: usize) -> Endpoint {
+        let connections = |how| {
+            metrics()
+                .fastcgi_connections
+                .get_or_create(&ConnectionLabels {
+                    upstream: address.to_string(),
+                    how,
+                })
+                .clone()
+        };
+        let (opened, reused) = (connections("opened"), connections("reused"));
         Endpoint {
+            opened,
+            reused,
             address,
             state: Mutex::new(EndpointState {
                 idle: Vec::new(),

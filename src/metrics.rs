@@ -1,0 +1,210 @@
+//! Prometheus metrics, served at `[metrics]`'s path in the text exposition format
+//! (loopback clients only unless `allow_remote`). Each fact is counted where the product
+//! already knows it: requests by the one access-line writer (`backend::log`), spawns and
+//! deadline kills by the CGI run, FastCGI connections by the pool, worker restarts by the
+//! supervisor.
+//!
+//! One registry for the process: counters go on across a SIGHUP reload, as Apache's
+//! server-status totals do. A mount's counters are made once (`Metrics::mount`) and then
+//! counted without a lock or an allocation per request.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use http::Method;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+    &METRICS
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<MountLabel, Histogram, fn() -> Histogram>,
+    mounts: Mutex<HashMap<String, Arc<MountMetrics>>>,
+    pub cgi_spawns: Counter,
+    pub cgi_spawn_failures: Counter,
+    /// Scripts ended at a deadline, by which one.
+    pub cgi_deadline_kills: Family<DeadlineLabel, Counter>,
+    /// FastCGI connections, by upstream and whether opened or reused.
+    pub fastcgi_connections: Family<ConnectionLabels, Counter>,
+    /// Launched workers restarted after an exit, by mount.
+    pub worker_restarts: Family<MountLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    mount: String,
+    method: &'static str,
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MountLabel {
+    pub mount: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeadlineLabel {
+    pub deadline: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    pub upstream: String,
+    /// `opened` or `reused`.
+    pub how: &'static str,
+}
+
+/// Method classes: the methods a gateway sees most, and the rest.
+const METHODS: [&str; 4] = ["GET", "HEAD", "POST", "other"];
+const STATUSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// One mount's request counters, by method class and status class, and its durations.
+pub struct MountMetrics {
+    requests: [[Counter; STATUSES.len()]; METHODS.len()],
+    duration: Histogram,
+}
+
+impl MountMetrics {
+    pub fn record(&self, method: &Method, status: u16, seconds: f64) {
+        let method = match *method {
+            Method::GET => 0,
+            Method::HEAD => 1,
+            Method::POST => 2,
+            _ => 3,
+        };
+        let status = usize::from(status.clamp(100, 599) / 100 - 1);
+        self.requests[method][status].inc();
+        self.duration.observe(seconds);
+    }
+}
+
+fn duration_histogram() -> Histogram {
+    // 1 ms to about 33 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("portico");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by mount (empty before a mount took it), method and status class",
+            requests.clone(),
+        );
+        let durations = Family::new_with_constructor(duration_histogram as fn() -> Histogram);
+        registry.register(
+            "request_duration_seconds",
+            "From the request's head to its access line, by mount",
+            durations.clone(),
+        );
+        let cgi_spawns = Counter::default();
+        registry.register("cgi_spawns", "CGI scripts started", cgi_spawns.clone());
+        let cgi_spawn_failures = Counter::default();
+        registry.register(
+            "cgi_spawn_failures",
+            "CGI scripts that could not be started",
+            cgi_spawn_failures.clone(),
+        );
+        let cgi_deadline_kills = Family::<DeadlineLabel, Counter>::default();
+        registry.register(
+            "cgi_deadline_kills",
+            "CGI scripts whose group was ended at a deadline, by deadline",
+            cgi_deadline_kills.clone(),
+        );
+        let fastcgi_connections = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "fastcgi_connections",
+            "FastCGI connections a request went out on, opened for it or reused",
+            fastcgi_connections.clone(),
+        );
+        let worker_restarts = Family::<MountLabel, Counter>::default();
+        registry.register(
+            "worker_restarts",
+            "Launched workers restarted after they exited, by mount",
+            worker_restarts.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            durations,
+            mounts: Mutex::new(HashMap::new()),
+            cgi_spawns,
+            cgi_spawn_failures,
+            cgi_deadline_kills,
+            fastcgi_connections,
+            worker_restarts,
+        }
+    }
+
+    /// `mount`'s counters, made (and shown, at zero) on first use.
+    pub fn mount(&self, mount: &str) -> Arc<MountMetrics> {
+        let mut mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = mounts.get(mount) {
+            return found.clone();
+        }
+        let requests = METHODS.map(|method| {
+            STATUSES.map(|status| {
+                self.requests
+                    .get_or_create(&RequestLabels {
+                        mount: mount.to_owned(),
+                        method,
+                        status,
+                    })
+                    .clone()
+            })
+        });
+        let duration = self
+            .durations
+            .get_or_create(&MountLabel {
+                mount: mount.to_owned(),
+            })
+            .clone();
+        let made = Arc::new(MountMetrics { requests, duration });
+        mounts.insert(mount.to_owned(), made.clone());
+        made
+    }
+
+    /// The text exposition format (OpenMetrics), as Prometheus scrapes it.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mounts_requests_are_counted_by_method_and_status_class() {
+        let metrics = Metrics::new();
+        let m = metrics.mount("/m");
+        m.record(&Method::GET, 200, 0.002);
+        m.record(&Method::GET, 204, 0.002);
+        m.record(&Method::DELETE, 503, 0.5);
+        assert!(Arc::ptr_eq(&m, &metrics.mount("/m")));
+        let text = metrics.encode();
+        let line = |labels: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("portico_requests_total{{{labels}}}")))
+                .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+        };
+        assert_eq!(line(r#"mount="/m",method="GET",status="2xx""#).as_deref(), Some("2"));
+        assert_eq!(line(r#"mount="/m",method="other",status="5xx""#).as_deref(), Some("1"));
+        assert_eq!(line(r#"mount="/m",method="POST",status="2xx""#).as_deref(), Some("0"));
+        assert!(text.contains(r#"portico_request_duration_seconds_count{mount="/m"} 3"#), "{text}");
+    }
+}

@@ -1,0 +1,118 @@
+//! `[metrics]`: Prometheus metrics at `/metrics`, scraped after a known mix of requests and
+//! checked exactly: requests by mount, method class and status class, their durations,
+//! CGI spawns and deadline kills, FastCGI connections opened and reused.
+
+use std::collections::HashMap;
+
+use crate::harness::Fixture;
+use crate::http::Request;
+
+/// The samples of an OpenMetrics text exposition: `name{labels}` -> value. Every line
+/// that is not a comment must be `NAME[{LABELS}] VALUE`.
+fn samples(text: &str) -> HashMap<String, f64> {
+    assert!(text.ends_with("# EOF\n"), "no # EOF at the end:\n{text}");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let (series, value) = line
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("not a sample: {line:?}"));
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("not a value: {line:?}"));
+            (series.to_owned(), value)
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_count_a_known_mix_of_requests_exactly() {
+    let fx = Fixture::new();
+    fx.script("hello", crate::scripts::HELLO);
+    fx.script("echo", crate::scripts::ECHO);
+    fx.script("silent", "#!/bin/sh\nsleep 30\n");
+    let app = crate::launch::APP;
+    let portico = fx.serve_config(
+        &format!(
+            "[limits]\nscript_head_timeout_seconds = 0.5\n\
+             [metrics]\nenabled = true\n\
+             [[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
+             [[fastcgi]]\nmount = '/app'\nlaunch = {{ command = ['{app}'], workers = 1 }}\n"
+        ),
+        &[],
+    );
+    for _ in 0..3 {
+        assert_eq!(portico.get("/cgi-bin/hello").status, 200);
+    }
+    for _ in 0..2 {
+        let response = portico.send(&Request::post("/cgi-bin/echo", b"abc".to_vec()));
+        assert_eq!(response.status, 200);
+    }
+    assert_eq!(portico.get("/cgi-bin/missing").status, 404);
+    assert_eq!(portico.get("/cgi-bin/silent").status, 504);
+    for _ in 0..4 {
+        assert_eq!(portico.get("/app/hello").status, 200);
+    }
+
+    let scraped = portico.get("/metrics");
+    assert_eq!(scraped.status, 200);
+    assert!(
+        scraped
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+        "{scraped:?}"
+    );
+    let s = samples(&scraped.text());
+    let get = |series: &str| {
+        *s.get(series)
+            .unwrap_or_else(|| panic!("no {series} in\n{}", scraped.text()))
+    };
+    let requests = |mount: &str, method: &str, status: &str| {
+        get(&format!(
+            r#"portico_requests_total{{mount="{mount}",method="{method}",status="{status}"}}"#
+        ))
+    };
+    assert_eq!(requests("/cgi-bin", "GET", "2xx"), 3.0);
+    assert_eq!(requests("/cgi-bin", "POST", "2xx"), 2.0);
+    assert_eq!(requests("/cgi-bin", "GET", "5xx"), 1.0);
+    assert_eq!(requests("/cgi-bin", "GET", "4xx"), 0.0);
+    // No mount took the missing script's path.
+    assert_eq!(requests("", "GET", "4xx"), 1.0);
+    assert_eq!(requests("/app", "GET", "2xx"), 4.0);
+    assert_eq!(
+        get(r#"portico_request_duration_seconds_count{mount="/cgi-bin"}"#),
+        6.0
+    );
+    assert_eq!(
+        get(r#"portico_request_duration_seconds_count{mount="/app"}"#),
+        4.0
+    );
+    assert_eq!(get("portico_cgi_spawns_total"), 6.0);
+    assert_eq!(get("portico_cgi_spawn_failures_total"), 0.0);
+    assert_eq!(
+        get(r#"portico_cgi_deadline_kills_total{deadline="head"}"#),
+        1.0
+    );
+    let connections: f64 = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("portico_fastcgi_connections_total{"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(connections, 4.0, "{}", scraped.text());
+    let opened: f64 = s
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("portico_fastcgi_connections_total{") && k.contains("opened")
+        })
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(opened, 1.0, "one worker, one kept connection");
+}
+
+#[test]
+fn metrics_are_off_unless_enabled() {
+    let fx = Fixture::new();
+    fx.script("hello", crate::scripts::HELLO);
+    let portico = fx.serve(&[]);
+    assert_eq!(portico.get("/metrics").status, 404);
+}
