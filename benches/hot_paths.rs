@@ -37,6 +37,7 @@ fn config() -> Config {
         access_log: None,
         log_format: Default::default(),
         request_id_header: None,
+        trusted_proxies: Default::default(),
         threads: 1,
         run_as: None,
     }
@@ -85,6 +86,7 @@ fn meta_variables(c: &mut Criterion) {
         content_length: None,
         remote_user: None,
         id: portico::request_id::RequestId::new(),
+        forwarded: &Default::default(),
     };
     c.bench_function("meta::build (browser GET)", |b| {
         b.iter(|| meta::build(black_box(&config), &target, &info).unwrap())

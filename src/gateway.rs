@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::connection::Takeover;
 use crate::error::Error;
 use crate::fastcgi::client::FastCgi;
+use crate::forwarded::{self, Forwarded};
 use crate::metrics::{MountMetrics, metrics};
 use crate::request_id::RequestId;
 use crate::supervisor::{AppStatus, Supervisor};
@@ -25,8 +26,11 @@ use crate::{fastcgi, meta, router, status};
 /// The connection a request came on.
 #[derive(Clone)]
 pub struct Peer {
+    /// The client: the socket's peer, or the client a trusted proxy names.
     pub remote: SocketAddr,
     pub local: SocketAddr,
+    /// What a trusted proxy said of the request (`forwarded`); nothing when none did.
+    pub forwarded: Forwarded,
     /// For NPH responses on HTTP/1.x: the socket itself.
     pub takeover: Option<Takeover>,
 }
@@ -112,8 +116,22 @@ impl Gateway {
             .map(|(_, s)| s.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
     }
 
-    pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<ResponseBody> {
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        mut peer: Peer,
+    ) -> Response<ResponseBody> {
         let started = Instant::now();
+        if !self.config.trusted_proxies.is_empty() {
+            peer.forwarded = forwarded::read(
+                request.headers(),
+                peer.remote.ip(),
+                &self.config.trusted_proxies,
+            );
+            if let Some(client) = peer.forwarded.client {
+                peer.remote = SocketAddr::new(client, peer.remote.port());
+            }
+        }
         let id = RequestId::new();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
@@ -242,6 +260,7 @@ impl Gateway {
                 content_length: body.length(),
                 remote_user: user.as_deref(),
                 id,
+                forwarded: &peer.forwarded,
             };
             let mut request = |meta| BackendRequest {
                 meta,

@@ -40,6 +40,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod explain;
+pub mod forwarded;
 pub mod fastcgi;
 pub mod gateway;
 pub mod meta;

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::cli::{LogFormat, ServeArgs};
+use crate::forwarded::TrustedProxies;
 use crate::privileges::RunAs;
 use crate::wsgi;
 
@@ -77,6 +78,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// The response field that carries the request's id (`X-Request-Id`), when asked for.
     pub request_id_header: Option<http::HeaderName>,
+    /// The proxies whose Forwarded / X-Forwarded-* headers are believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 // ---- the file as written -------------------------------------------------------------
@@ -106,6 +109,8 @@ struct RawConfig {
     access_log: Option<RawAccessLog>,
     log_format: Option<LogFormat>,
     request_id_header: Option<Spanned<String>>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
 }
 
 // ---- loading -------------------------------------------------------------------------
@@ -182,6 +187,17 @@ impl Validator<'_> {
 
         let status = self.status(raw.status.as_ref())?;
         let metrics = self.metrics(raw.metrics.as_ref())?;
+        let mut proxies = Vec::new();
+        for entry in &raw.trusted_proxies {
+            let text = entry.get_ref().trim();
+            let net = text
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    self.spanned_error(entry.span(), "not an address or a network like 10.0.0.0/8")
+                })?;
+            proxies.push(net);
+        }
         let request_id_header = match &raw.request_id_header {
             Some(name) => Some(
                 http::HeaderName::from_bytes(name.get_ref().as_bytes())
@@ -205,6 +221,7 @@ impl Validator<'_> {
             access_log,
             log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
             request_id_header,
+            trusted_proxies: TrustedProxies::new(proxies),
         })
     }
 

@@ -39,7 +39,7 @@ use crate::cli::{ExplainArgs, ServeArgs};
 use crate::config::{self, Config};
 use crate::fastcgi::params;
 use crate::request_id::RequestId;
-use crate::{fastcgi, meta, router, server, wsgi};
+use crate::{fastcgi, forwarded, meta, router, server, wsgi};
 use access_line::AccessLines;
 pub use error::ExplainError;
 use exchange::Exchange;
@@ -113,12 +113,21 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
     })?;
     let line = lines.last();
 
+    // As the gateway reads them: a trusted proxy may name the client, scheme and host.
+    let forwarded = forwarded::read(
+        &request.headers,
+        exchange.client.ip(),
+        &config.trusted_proxies,
+    );
     let info = meta::RequestInfo {
         method: &request.method,
         uri: &request.uri,
         version: Version::HTTP_11,
         headers: &request.headers,
-        remote: exchange.client,
+        remote: forwarded.client.map_or(exchange.client, |ip| {
+            std::net::SocketAddr::new(ip, exchange.client.port())
+        }),
+        forwarded: &forwarded,
         local: exchange.server,
         content_length: request.content_length(),
         remote_user: user.as_deref(),

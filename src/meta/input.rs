@@ -39,4 +39,6 @@ pub struct RequestInfo<'a> {
     pub remote_user: Option<&'a str>,
     /// The request's id, UNIQUE_ID to the program.
     pub id: crate::request_id::RequestId,
+    /// What a trusted proxy said of the scheme and host (its client is `remote` already).
+    pub forwarded: &'a crate::forwarded::Forwarded,
 }

@@ -19,7 +19,7 @@ use http::{Uri, header};
 use crate::config::Config;
 use crate::error::Error;
 use headers::{add_http_headers, header_value};
-use server::{protocol, server_name};
+use server::{protocol, server_name, server_port};
 
 pub use input::{MetaVars, RequestInfo, Target};
 
@@ -67,7 +67,7 @@ pub fn build(
     set("REQUEST_METHOD", req.method.as_str().into());
     set("SCRIPT_NAME", route.script_name.to_owned());
     set("SERVER_NAME", server_name(config, req).into());
-    set("SERVER_PORT", req.local.port().to_string().into());
+    set("SERVER_PORT", server_port(req).to_string().into());
     set("SERVER_PROTOCOL", protocol(req.version).into());
     set("SERVER_SOFTWARE", SERVER_SOFTWARE.into());
 
@@ -85,7 +85,16 @@ pub fn build(
         "SERVER_ADDR",
         req.local.ip().to_canonical().to_string().into(),
     );
-    set("REQUEST_SCHEME", "http".into());
+    // Apache's: HTTPS=on only when the client's connection was HTTPS (here, as a trusted
+    // proxy says; `wsgi.url_scheme` follows it).
+    let https = req.forwarded.https == Some(true);
+    set(
+        "REQUEST_SCHEME",
+        if https { "https" } else { "http" }.into(),
+    );
+    if https {
+        set("HTTPS", "on".into());
+    }
     // php-cgi refuses to run without it (its force-cgi-redirect check).
     set("REDIRECT_STATUS", "200".into());
     // Apache's mod_unique_id name: the id of the request in Portico's log lines.
@@ -133,6 +142,7 @@ mod tests {
             access_log: None,
             log_format: Default::default(),
             request_id_header: None,
+            trusted_proxies: Default::default(),
             threads: 1,
             run_as: None,
             cgi: vec![CgiMount {
@@ -190,6 +200,7 @@ mod tests {
             content_length: body,
             remote_user,
             id: "00000000000000ab".parse().unwrap(),
+            forwarded: &Default::default(),
         };
         build(config, &route, &req)
     }

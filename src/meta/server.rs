@@ -15,16 +15,38 @@ pub(super) fn server_name(config: &Config, req: &RequestInfo<'_>) -> String {
     if let Some(name) = &config.server_name {
         return name.clone();
     }
+    // The host the client asked the proxy for, then the one it asked us for.
     let host = req
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+        .forwarded
+        .host
+        .as_deref()
+        .or_else(|| req.headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .or_else(|| req.uri.host())
         .map(strip_port)
         .filter(|h| is_host_name(h));
     match host {
         Some(h) => h.to_owned(),
         None => req.local.ip().to_canonical().to_string(),
+    }
+}
+
+/// RFC 3875 §4.1.15: the port the client reached; behind a trusted proxy, the one it asked
+/// the proxy for (in its host, else the scheme's own), not Portico's.
+pub(super) fn server_port(req: &RequestInfo<'_>) -> u16 {
+    let forwarded = req.forwarded;
+    if let Some(port) = forwarded
+        .host
+        .as_deref()
+        .and_then(|h| h.strip_prefix(strip_port(h)))
+        .and_then(|rest| rest.strip_prefix(':'))
+        .and_then(|p| p.parse().ok())
+    {
+        return port;
+    }
+    match forwarded.https {
+        Some(true) => 443,
+        Some(false) => 80,
+        None => req.local.port(),
     }
 }
 

@@ -198,6 +198,7 @@ pub(super) mod tests {
             access_log: None,
             log_format: Default::default(),
             request_id_header: None,
+            trusted_proxies: Default::default(),
             threads: 1,
             run_as: None,
             cgi: vec![CgiMount {

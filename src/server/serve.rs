@@ -108,6 +108,7 @@ pub(super) async fn serve(
                 let peer = Peer {
                     remote,
                     local,
+                    forwarded: Default::default(),
                     takeover: Some(takeover),
                 };
                 let gateway = gateway.clone();

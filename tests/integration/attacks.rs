@@ -232,8 +232,12 @@ fn a_body_that_pauses_past_the_body_read_timeout_is_cut_and_frees_what_reads_it(
         cut_after >= Duration::from_millis(900),
         "cut after {cut_after:?}"
     );
-    let busy = crate::launch::status(&portico)["fastcgi"][0]["endpoints"][0]["busy"].as_u64();
-    assert_eq!(busy, Some(0), "the worker still holds the stalled upload");
+    // The request is aborted (FCGI_ABORT_REQUEST), then its connection given back.
+    let busy = || crate::launch::status(&portico)["fastcgi"][0]["endpoints"][0]["busy"].as_u64();
+    assert!(
+        crate::harness::wait_until(3 * SECOND, || busy() == Some(0)),
+        "the worker still holds the stalled upload"
+    );
     let log = portico.log();
     assert!(log.contains("body_read_timeout_seconds"), "{log}");
     // Only the large uploads started the script.

@@ -83,6 +83,7 @@ mod metrics;
 mod misbehaving;
 mod php;
 mod privileges;
+mod proxies;
 mod response_splitting;
 mod responses;
 mod rlimits;
