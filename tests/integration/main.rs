@@ -56,6 +56,7 @@
 mod access_log;
 mod attacks;
 mod auth;
+mod behind_nginx;
 mod bench;
 mod clients;
 mod concurrency;

@@ -1,0 +1,143 @@
+//! Portico behind a real nginx (`proxy_pass`, realip-style headers), as the application
+//! server of a web server in front: the script sees the client's address and scheme as
+//! nginx saw them, an `X-Forwarded-For` the client wrote itself is not believed, an upload
+//! and a streamed response pass through unbuffered. The client is curl, bound to
+//! 127.0.0.2 so that it is no trusted proxy (only nginx, on 127.0.0.1, is).
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Fixture, wait_until};
+
+/// nginx in front of `upstream`, on a port of its own; killed on drop.
+struct Nginx {
+    child: Child,
+    port: u16,
+}
+
+impl Nginx {
+    fn start(dir: &Path, upstream: std::net::SocketAddr) -> Nginx {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{}}\nhttp {{\n access_log off;\n\
+             client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+             server {{\n  listen 127.0.0.1:{port};\n  location / {{\n\
+               proxy_pass http://{upstream};\n\
+               proxy_http_version 1.1;\n\
+               proxy_set_header Host $host;\n\
+               proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+               proxy_set_header X-Forwarded-Proto $scheme;\n\
+               proxy_buffering off;\n  proxy_request_buffering off;\n\
+               client_max_body_size 10m;\n  }}\n }}\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx runs (scripts/test installs it)");
+        assert!(
+            wait_until(Duration::from_secs(10), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "nginx did not listen: {:?}",
+            std::fs::read_to_string(dir.join("error.log"))
+        );
+        Nginx { child, port }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `curl -s --interface 127.0.0.2 ARGS... URL`, started.
+fn curl(args: &[&str], url: &str) -> Child {
+    Command::new("curl")
+        .args(["-s", "-N", "--interface", "127.0.0.2"])
+        .args(args)
+        .arg(url)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("curl runs")
+}
+
+fn output(child: Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn behind_nginx_the_script_sees_the_client_and_bodies_stream_both_ways() {
+    let fx = Fixture::new();
+    fx.script(
+        "show",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
+         printf 'REMOTE_ADDR=%s\\nREQUEST_SCHEME=%s\\nXFF=%s\\n' \
+         \"$REMOTE_ADDR\" \"$REQUEST_SCHEME\" \"$HTTP_X_FORWARDED_FOR\"\n",
+    );
+    fx.script("echo", crate::scripts::ECHO);
+    fx.script(
+        "stream",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\nfirst\\n'\nsleep 2\nprintf 'second\\n'\n",
+    );
+    let portico = fx.serve_config(
+        "trusted_proxies = ['127.0.0.1']\n[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n",
+        &[],
+    );
+    let nginx_dir = fx.dir("nginx");
+    let nginx = Nginx::start(&nginx_dir, portico.addr());
+    let base = format!("http://127.0.0.1:{}", nginx.port);
+
+    let shown = output(curl(
+        &["-H", "X-Forwarded-For: 6.6.6.6"],
+        &format!("{base}/cgi-bin/show"),
+    ));
+    assert!(shown.contains("REMOTE_ADDR=127.0.0.2\n"), "{shown}");
+    assert!(shown.contains("REQUEST_SCHEME=http\n"), "{shown}");
+    // nginx appended the address it saw; the one the client wrote is still there, unbelieved.
+    assert!(shown.contains("XFF=6.6.6.6, 127.0.0.2\n"), "{shown}");
+
+    // An upload of 1 MiB comes back whole.
+    let body = fx.file("upload", &"x".repeat(1 << 20), 0o644);
+    let echoed = output(curl(
+        &["--data-binary", &format!("@{}", body.display())],
+        &format!("{base}/cgi-bin/echo"),
+    ));
+    assert_eq!(echoed.len(), 1 << 20);
+
+    // The first line arrives while the script is still asleep.
+    let start = Instant::now();
+    let mut stream = curl(&[], &format!("{base}/cgi-bin/stream"));
+    let mut stdout = stream.stdout.take().unwrap();
+    let mut first = [0u8; 6];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"first\n");
+    let first_after = start.elapsed();
+    assert!(
+        first_after < Duration::from_millis(1500),
+        "first line after {first_after:?}"
+    );
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "second\n");
+    stream.wait().unwrap();
+}
