@@ -100,7 +100,8 @@ fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
                 - 1;
             table = Some(format!("{name}[{index}]"));
         } else if let Some(name) = header.strip_prefix('[').and_then(|h| h.split(']').next()) {
-            table = Some(name.trim().to_owned());
+            // A header that names nothing (`[` alone) is the error itself, no table.
+            table = Some(name.trim().to_owned()).filter(|t| !t.is_empty());
         }
     }
     let key = line
@@ -189,5 +190,9 @@ mod tests {
         let text = "[[fastcgi]]\nmount = \"/f\"\n[[cgi]]\ndir = 3\n";
         let off = text.find("dir").unwrap();
         assert_eq!(locate(text, off), (4, Some("cgi[0].dir".into())));
+        // Found by fuzz/config: a bare `[` named the key as the empty string.
+        let text = "[\nx = 1\n";
+        let off = text.find('x').unwrap();
+        assert_eq!(locate(text, off), (2, Some("x".into())));
     }
 }

@@ -83,6 +83,8 @@ fn take_len(data: &mut &[u8]) -> Result<usize, ParamsError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -132,6 +134,33 @@ mod tests {
             &[1][..],
         ] {
             assert_eq!(decode_pairs(bad), Err(ParamsError::Truncated), "{bad:?}");
+        }
+    }
+
+    /// A name or value: mostly around the one-byte form's limit of 127, sometimes longer.
+    fn bytes() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => prop::collection::vec(any::<u8>(), 0..140),
+            1 => prop::collection::vec(any::<u8>(), 0..2000),
+        ]
+    }
+
+    proptest! {
+        /// §3.4 both ways: any pairs, encoded with each length in its shortest form, decode
+        /// to themselves, in order.
+        #[test]
+        fn encoded_pairs_decode_to_themselves(
+            pairs in prop::collection::vec((bytes(), bytes()), 0..8)
+        ) {
+            let borrowed: Vec<Pair<'_>> = pairs.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+            let encoded = encode_pairs(borrowed.iter().copied()).unwrap();
+            let prefix = |len: usize| if len < 128 { 1 } else { 4 };
+            let want_len: usize = pairs
+                .iter()
+                .map(|(n, v)| prefix(n.len()) + prefix(v.len()) + n.len() + v.len())
+                .sum();
+            prop_assert_eq!(encoded.len(), want_len);
+            prop_assert_eq!(decode_pairs(&encoded).unwrap(), borrowed);
         }
     }
 }

@@ -280,6 +280,8 @@ impl Encoder<Record> for RecordCodec {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -403,5 +405,83 @@ mod tests {
         let ok = Record::new(Kind::Stdout, 1, vec![0u8; 10]);
         RecordCodec.encode(ok.clone(), &mut dst).unwrap();
         assert_eq!(decode_all(&dst).unwrap(), vec![ok]);
+    }
+
+    /// `len` bytes that differ from their neighbours, cheaper to make than random ones.
+    fn long(len: impl Strategy<Value = usize>) -> impl Strategy<Value = Vec<u8>> {
+        (any::<u8>(), len).prop_map(|(seed, len)| {
+            (0..len)
+                .map(|i| (i as u8).wrapping_mul(31) ^ (i >> 8) as u8 ^ seed)
+                .collect()
+        })
+    }
+
+    /// Content lengths from empty to the largest a record holds, the edges more often.
+    fn content() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            4 => prop::collection::vec(any::<u8>(), 0..300),
+            1 => long(MAX_CONTENT_LEN - 8..=MAX_CONTENT_LEN),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = Record> {
+        (any::<u8>(), any::<u16>(), content()).prop_map(|(kind, request_id, content)| Record {
+            kind,
+            request_id,
+            content: content.into(),
+        })
+    }
+
+    proptest! {
+        /// §3.3 both ways: records encoded one after another decode to themselves, whether
+        /// the bytes come at once or cut anywhere, as a socket may deliver them.
+        #[test]
+        fn encoded_records_decode_to_themselves(
+            records in prop::collection::vec(record(), 0..5),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..6),
+        ) {
+            let mut wire = BytesMut::new();
+            for record in &records {
+                RecordCodec.encode(record.clone(), &mut wire).unwrap();
+            }
+            prop_assert_eq!(wire.len() % 8, 0, "every record padded to 8 bytes");
+            prop_assert_eq!(&decode_all(&wire).unwrap(), &records);
+
+            let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+            cuts.push(wire.len());
+            cuts.sort_unstable();
+            let (mut src, mut from, mut decoded) = (BytesMut::new(), 0, Vec::new());
+            for cut in cuts {
+                src.extend_from_slice(&wire[from..cut]);
+                from = cut;
+                while let Some(record) = RecordCodec.decode(&mut src).unwrap() {
+                    decoded.push(record);
+                }
+            }
+            prop_assert!(src.is_empty());
+            prop_assert_eq!(decoded, records);
+        }
+
+        /// A stream's data, cut into records of at most 65535 bytes, joins back to itself;
+        /// an empty one is the one empty record that ends a stream.
+        #[test]
+        fn a_stream_joins_back_to_its_data(
+            kind in prop::sample::select(
+                vec![Kind::Params, Kind::Stdin, Kind::Stdout, Kind::Stderr]
+            ),
+            request_id in any::<u16>(),
+            data in prop_oneof![
+                4 => prop::collection::vec(any::<u8>(), 0..300),
+                1 => long(65_530..140_000usize),
+            ],
+        ) {
+            let mut out = BytesMut::new();
+            encode_stream(&mut out, kind, request_id, &data);
+            let records = decode_all(&out).unwrap();
+            prop_assert_eq!(records.len(), data.len().div_ceil(MAX_CONTENT_LEN).max(1));
+            prop_assert!(records.iter().all(|r| r.is(kind) && r.request_id == request_id));
+            let joined: Vec<u8> = records.iter().flat_map(|r| r.content.iter().copied()).collect();
+            prop_assert_eq!(joined, data);
+        }
     }
 }
