@@ -202,9 +202,21 @@ mod tests {
                 .find(|l| l.starts_with(&format!("portico_requests_total{{{labels}}}")))
                 .map(|l| l.rsplit(' ').next().unwrap().to_owned())
         };
-        assert_eq!(line(r#"mount="/m",method="GET",status="2xx""#).as_deref(), Some("2"));
-        assert_eq!(line(r#"mount="/m",method="other",status="5xx""#).as_deref(), Some("1"));
-        assert_eq!(line(r#"mount="/m",method="POST",status="2xx""#).as_deref(), Some("0"));
-        assert!(text.contains(r#"portico_request_duration_seconds_count{mount="/m"} 3"#), "{text}");
+        assert_eq!(
+            line(r#"mount="/m",method="GET",status="2xx""#).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            line(r#"mount="/m",method="other",status="5xx""#).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            line(r#"mount="/m",method="POST",status="2xx""#).as_deref(),
+            Some("0")
+        );
+        assert!(
+            text.contains(r#"portico_request_duration_seconds_count{mount="/m"} 3"#),
+            "{text}"
+        );
     }
 }

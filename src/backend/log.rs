@@ -13,8 +13,8 @@ use std::time::Instant;
 use http::Method;
 
 use crate::access_log::Pending;
-use crate::metrics::MountMetrics;
 use crate::error::{Deadline, Error, Side};
+use crate::metrics::MountMetrics;
 
 /// Why a request's output stopped.
 #[derive(Debug)]
