@@ -19,6 +19,7 @@ use super::status::{AppStatus, WorkerStatus};
 use super::worker::{self, Exit, Socket};
 use crate::config::Launch;
 use crate::fastcgi::pool::{Endpoint, Pool};
+use crate::metrics::{MountLabel, metrics};
 
 /// A worker exit this soon after its start, before it served anything, is a failed start.
 const START_WINDOW: Duration = Duration::from_secs(2);
@@ -168,12 +169,7 @@ impl State {
             Phase::Killing => {
                 slot.last_exit = Some(format!("{how} (request_timeout)"));
                 slot.restarts += 1;
-                crate::metrics::metrics()
-                    .worker_restarts
-                    .get_or_create(&crate::metrics::MountLabel {
-                        mount: self.mount.clone(),
-                    })
-                    .inc();
+                count_restart(&self.mount);
                 slot.phase = Phase::Restarting(Instant::now());
                 return;
             }
@@ -181,12 +177,7 @@ impl State {
         }
         slot.last_exit = Some(how.clone());
         slot.restarts += 1;
-        crate::metrics::metrics()
-            .worker_restarts
-            .get_or_create(&crate::metrics::MountLabel {
-                mount: self.mount.clone(),
-            })
-            .inc();
+        count_restart(&self.mount);
         let failed_start = served == 0 && lived < START_WINDOW;
         // A worker that came up and answered a request is a crash, not a failing start: it
         // is replaced at once, as supervisord does past `startsecs`, so that a few crashes
@@ -407,4 +398,13 @@ impl State {
         status.workers = workers;
         status.stopped = self.pool.stopped();
     }
+}
+
+/// A worker of `mount` restarted, for `/metrics`.
+fn count_restart(mount: &str) {
+    let mount = mount.to_owned();
+    metrics()
+        .worker_restarts
+        .get_or_create(&MountLabel { mount })
+        .inc();
 }
