@@ -85,7 +85,7 @@ fn meta_variables(c: &mut Criterion) {
         local: "127.0.0.1:8080".parse().unwrap(),
         content_length: None,
         remote_user: None,
-        id: portico::request_id::RequestId::new(),
+        id: &portico::request_id::RequestId::new(),
         forwarded: &Default::default(),
     };
     c.bench_function("meta::build (browser GET)", |b| {

@@ -23,6 +23,9 @@ use crate::request_id::RequestId;
 use crate::supervisor::{AppStatus, Supervisor};
 use crate::{fastcgi, meta, router, status};
 
+/// Where a trusted proxy's id for the request comes, unless `request_id_header` names another.
+static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
 /// The connection a request came on.
 #[derive(Clone)]
 pub struct Peer {
@@ -122,7 +125,19 @@ impl Gateway {
         mut peer: Peer,
     ) -> Response<ResponseBody> {
         let started = Instant::now();
-        if !self.config.trusted_proxies.is_empty() {
+        let mut given = None;
+        if self.config.trusted_proxies.contains(peer.remote.ip()) {
+            // A trusted proxy's own id for the request is kept, joining its log with ours.
+            let name = self
+                .config
+                .request_id_header
+                .as_ref()
+                .unwrap_or(&X_REQUEST_ID);
+            given = request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(RequestId::given);
             peer.forwarded = forwarded::read(
                 request.headers(),
                 peer.remote.ip(),
@@ -132,7 +147,7 @@ impl Gateway {
                 peer.remote = SocketAddr::new(client, peer.remote.port());
             }
         }
-        let id = RequestId::new();
+        let id = given.unwrap_or_default();
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         let access = self
@@ -141,12 +156,19 @@ impl Gateway {
             .map(|log| log.begin(&request, peer.remote.ip()));
         // The mount that took the request, once one has: its counters count an error too.
         let mut counted = None;
-        let served = self.serve(request, peer, started, id, access.as_ref(), &mut counted);
+        let served = self.serve(
+            request,
+            peer,
+            started,
+            id.clone(),
+            access.as_ref(),
+            &mut counted,
+        );
         let mut response = match served.await {
             Ok(response) => response,
             Err(error) => {
                 let line = RequestLine {
-                    id,
+                    id: id.clone(),
                     metrics: Some(counted.unwrap_or_else(|| metrics().mount(""))),
                     method,
                     path,
@@ -259,14 +281,14 @@ impl Gateway {
                 local: peer.local,
                 content_length: body.length(),
                 remote_user: user.as_deref(),
-                id,
+                id: &id,
                 forwarded: &peer.forwarded,
             };
             let mut request = |meta| BackendRequest {
                 meta,
                 body: std::mem::replace(&mut body, RequestBody::None),
                 line: RequestLine {
-                    id,
+                    id: id.clone(),
                     metrics: counted.clone(),
                     method: method.clone(),
                     path: uri.path().to_owned(),

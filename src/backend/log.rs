@@ -108,7 +108,7 @@ impl RequestLine {
             metrics.record(&self.method, status, self.started.elapsed().as_secs_f64());
         }
         let duration_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0);
-        let (id, method, path) = (self.id, &self.method, &self.path);
+        let (id, method, path) = (&self.id, &self.method, &self.path);
         let side = failure.map(Error::side);
         let cause = failure.map(|error| crate::error::chain(error));
         let ended = (!matches!(stop, Stop::Ended)).then(|| stop.to_string());

@@ -57,21 +57,21 @@ pub async fn drain(
         }
         let mut start = 0;
         while let Some(nl) = buf[start..].iter().position(|&b| b == b'\n') {
-            emit(&buf[start..start + nl], &script, pid, id, &tail);
+            emit(&buf[start..start + nl], &script, pid, &id, &tail);
             start += nl + 1;
         }
         buf.drain(..start);
         if buf.len() > MAX_LINE_BYTES {
-            emit(&buf, &script, pid, id, &tail);
+            emit(&buf, &script, pid, &id, &tail);
             buf.clear();
         }
     }
     if !buf.is_empty() {
-        emit(&buf, &script, pid, id, &tail);
+        emit(&buf, &script, pid, &id, &tail);
     }
 }
 
-fn emit(line: &[u8], script: &str, pid: u32, id: RequestId, tail: &Tail) {
+fn emit(line: &[u8], script: &str, pid: u32, id: &RequestId, tail: &Tail) {
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let line = String::from_utf8_lossy(&line[..line.len().min(MAX_LINE_BYTES)]).into_owned();
     tracing::warn!(target: "portico::stderr", %id, script, pid, "{line}");

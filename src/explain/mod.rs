@@ -113,6 +113,11 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
     })?;
     let line = lines.last();
 
+    // The id the server gave the request, as its access line names it.
+    let id: RequestId = line
+        .as_ref()
+        .and_then(|l| l.get("id")?.parse().ok())
+        .unwrap_or_default();
     // As the gateway reads them: a trusted proxy may name the client, scheme and host.
     let forwarded = forwarded::read(
         &request.headers,
@@ -131,11 +136,7 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
         local: exchange.server,
         content_length: request.content_length(),
         remote_user: user.as_deref(),
-        // The id the server gave the request, as its access line names it.
-        id: line
-            .as_ref()
-            .and_then(|l| l.get("id")?.parse().ok())
-            .unwrap_or_default(),
+        id: &id,
     };
     let show = args.show_secrets;
     let (vars, fcgi_params, cgi) = match &backend {

@@ -38,7 +38,7 @@ pub struct RequestInfo<'a> {
     /// REMOTE_USER.
     pub remote_user: Option<&'a str>,
     /// The request's id, UNIQUE_ID to the program.
-    pub id: crate::request_id::RequestId,
+    pub id: &'a crate::request_id::RequestId,
     /// What a trusted proxy said of the scheme and host (its client is `remote` already).
     pub forwarded: &'a crate::forwarded::Forwarded,
 }

@@ -199,7 +199,7 @@ mod tests {
             local: "127.0.0.1:8080".parse().unwrap(),
             content_length: body,
             remote_user,
-            id: "00000000000000ab".parse().unwrap(),
+            id: &"00000000000000ab".parse().unwrap(),
             forwarded: &Default::default(),
         };
         build(config, &route, &req)

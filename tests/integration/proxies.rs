@@ -1,7 +1,8 @@
 //! Behind a proxy: `trusted_proxies` names the proxies whose `Forwarded` or
 //! `X-Forwarded-For` / `-Proto` / `-Host` are believed. From them the client's address,
 //! scheme and host reach the script (REMOTE_ADDR, REQUEST_SCHEME and HTTPS, SERVER_NAME and
-//! SERVER_PORT) and the access log; from anyone else the same headers change nothing.
+//! SERVER_PORT) and the access log, and its X-Request-Id becomes the request's id; from
+//! anyone else the same headers change nothing.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -11,7 +12,7 @@ use crate::harness::{Fixture, wait_until};
 use crate::http::Request;
 
 const SHOW: &str = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
-    for v in REMOTE_ADDR REQUEST_SCHEME HTTPS SERVER_NAME SERVER_PORT; do\n\
+    for v in REMOTE_ADDR REQUEST_SCHEME HTTPS SERVER_NAME SERVER_PORT UNIQUE_ID; do\n\
     eval \"printf '%s=%s\\\\n' $v \\\"\\${$v-unset}\\\"\"\ndone\n";
 
 fn vars(text: &str) -> BTreeMap<String, String> {
@@ -40,10 +41,22 @@ fn a_trusted_proxy_names_the_client_scheme_and_host_and_nobody_else_can() {
             &Request::get("/cgi-bin/show")
                 .header("X-Forwarded-For", "6.6.6.6, 203.0.113.7")
                 .header("X-Forwarded-Proto", "https")
-                .header("X-Forwarded-Host", "example.org"),
+                .header("X-Forwarded-Host", "example.org")
+                .header("X-Request-Id", "req-6f1c2a9e"),
         );
         assert_eq!(response.status, 200);
-        let v = vars(&response.text());
+        let mut v = vars(&response.text());
+        // A trusted proxy's id for the request is kept; anyone else's is replaced.
+        let id = v.remove("UNIQUE_ID").unwrap();
+        if believed {
+            assert_eq!(id, "req-6f1c2a9e");
+        } else {
+            assert!(id.len() == 16 && id != "req-6f1c2a9e", "{id}");
+        }
+        portico.wait_for_log_line(
+            &["path=/cgi-bin/show", &format!("id={id}")],
+            Duration::from_secs(5),
+        );
         let port = portico.addr().port().to_string();
         let want: BTreeMap<String, String> = if believed {
             [
@@ -99,6 +112,11 @@ fn rfc_7239_forwarded_wins_and_a_bad_trusted_proxy_is_named() {
     );
     let v = vars(&response.text());
     assert_eq!(v["REMOTE_ADDR"], "2001:db8::1");
+    assert_eq!(
+        v["UNIQUE_ID"].len(),
+        16,
+        "no id given: one of Portico's own"
+    );
     assert_eq!(v["REQUEST_SCHEME"], "https");
     assert_eq!(v["SERVER_NAME"], "example.org");
     assert_eq!(v["SERVER_PORT"], "8443");

@@ -132,7 +132,7 @@ impl Run {
                 pipe,
                 self.script.clone(),
                 pid,
-                self.line.id,
+                self.line.id.clone(),
                 self.tail.clone(),
             ))
         });

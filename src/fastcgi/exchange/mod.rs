@@ -215,7 +215,7 @@ impl Drop for Exchange {
             total: self.total,
             is_head_request: self.is_head_request,
             line: RequestLine {
-                id: self.line.id,
+                id: self.line.id.clone(),
                 method: self.line.method.clone(),
                 path: std::mem::take(&mut self.line.path),
                 started: self.line.started,
