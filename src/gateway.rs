@@ -244,6 +244,7 @@ impl Gateway {
             if !page.allow_remote && !peer.remote.ip().to_canonical().is_loopback() {
                 return Err(Error::Forbidden("the metrics are for loopback clients"));
             }
+            status::sample_gauges(self);
             let mut response = Response::new(full(metrics().encode()));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -16,6 +16,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -38,6 +39,18 @@ pub struct Metrics {
     pub fastcgi_connections: Family<ConnectionLabels, Counter>,
     /// Launched workers restarted after an exit, by mount.
     pub worker_restarts: Family<MountLabel, Counter>,
+    /// Read when scraped (`status::sample_gauges`): scripts running, requests waiting for a
+    /// FastCGI connection, launched workers by state.
+    pub cgi_running: Gauge,
+    pub queue_waiting: Family<MountLabel, Gauge>,
+    pub workers: Family<WorkerLabels, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    pub mount: String,
+    /// As the status page names it: `idle`, `busy`, `restarting`...
+    pub state: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -134,8 +147,29 @@ impl Metrics {
             "Launched workers restarted after they exited, by mount",
             worker_restarts.clone(),
         );
+        let cgi_running = Gauge::default();
+        registry.register(
+            "cgi_running",
+            "CGI scripts running now",
+            cgi_running.clone(),
+        );
+        let queue_waiting = Family::<MountLabel, Gauge>::default();
+        registry.register(
+            "queue_waiting",
+            "Requests waiting for a connection to a FastCGI mount's application, by mount",
+            queue_waiting.clone(),
+        );
+        let workers = Family::<WorkerLabels, Gauge>::default();
+        registry.register(
+            "workers",
+            "Launched workers, by mount and state",
+            workers.clone(),
+        );
         Metrics {
             registry,
+            cgi_running,
+            queue_waiting,
+            workers,
             requests,
             durations,
             mounts: Mutex::new(HashMap::new()),

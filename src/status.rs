@@ -16,6 +16,7 @@ use crate::body::{ResponseBody, full};
 use crate::config::{Config, StatusPage};
 use crate::error::Error;
 use crate::fastcgi::pool::Pool;
+use crate::metrics::{MountLabel, WorkerLabels, metrics};
 use crate::supervisor::{AppStatus, WorkerStatus};
 
 /// What the page reads from a running server (the gateway provides it), so that the page
@@ -55,6 +56,43 @@ struct EndpointStatus {
     connect_failures: u64,
     healthy: bool,
     accepting: bool,
+}
+
+/// The states a launched worker is shown in, each a `portico_workers` gauge.
+const WORKER_STATES: [&str; 7] = [
+    "idle",
+    "busy",
+    "restarting",
+    "draining",
+    "stopping",
+    "killing",
+    "stopped",
+];
+
+/// Sets the gauges of `/metrics` from what this page shows, as it is scraped.
+pub fn sample_gauges(gateway: &impl Source) {
+    let m = metrics();
+    m.cgi_running.set(gateway.cgi_running() as i64);
+    for mount in &gateway.config().fastcgi {
+        let label = MountLabel {
+            mount: mount.mount.clone(),
+        };
+        if let Some(pool) = gateway.pool(&mount.mount) {
+            m.queue_waiting
+                .get_or_create(&label)
+                .set(pool.waiting() as i64);
+        }
+        if let Some(app) = gateway.app_status(&mount.mount) {
+            for state in WORKER_STATES {
+                let count = app.workers.iter().filter(|w| w.state == state).count();
+                let labels = WorkerLabels {
+                    mount: mount.mount.clone(),
+                    state,
+                };
+                m.workers.get_or_create(&labels).set(count as i64);
+            }
+        }
+    }
 }
 
 pub fn respond(

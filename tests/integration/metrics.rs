@@ -1,6 +1,7 @@
 //! `[metrics]`: Prometheus metrics at `/metrics`, scraped after a known mix of requests and
 //! checked exactly: requests by mount, method class and status class, their durations,
-//! CGI spawns and deadline kills, FastCGI connections opened and reused.
+//! CGI spawns and deadline kills, FastCGI connections opened and reused, and the gauges
+//! read as they are scraped (scripts running, requests waiting, workers by state).
 
 use std::collections::HashMap;
 
@@ -107,6 +108,11 @@ fn metrics_count_a_known_mix_of_requests_exactly() {
         .map(|(_, v)| v)
         .sum();
     assert_eq!(opened, 1.0, "one worker, one kept connection");
+    // Gauges, read as the metrics are scraped.
+    assert_eq!(get("portico_cgi_running"), 0.0);
+    assert_eq!(get(r#"portico_queue_waiting{mount="/app"}"#), 0.0);
+    assert_eq!(get(r#"portico_workers{mount="/app",state="idle"}"#), 1.0);
+    assert_eq!(get(r#"portico_workers{mount="/app",state="busy"}"#), 0.0);
 }
 
 #[test]
