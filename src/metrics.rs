@@ -39,11 +39,25 @@ pub struct Metrics {
     pub fastcgi_connections: Family<ConnectionLabels, Counter>,
     /// Launched workers restarted after an exit, by mount.
     pub worker_restarts: Family<MountLabel, Counter>,
+    /// Launched workers recycled, by mount and reason (`max_requests`, `max_memory`, `idle`).
+    pub worker_recycles: Family<RecycleLabels, Counter>,
     /// Read when scraped (`status::sample_gauges`): scripts running, requests waiting for a
-    /// FastCGI connection, launched workers by state.
+    /// FastCGI connection, launched workers by state, upstreams marked down.
     pub cgi_running: Gauge,
     pub queue_waiting: Family<MountLabel, Gauge>,
     pub workers: Family<WorkerLabels, Gauge>,
+    pub upstream_down: Family<UpstreamLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecycleLabels {
+    pub mount: String,
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabel {
+    pub upstream: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -165,8 +179,22 @@ impl Metrics {
             "Launched workers, by mount and state",
             workers.clone(),
         );
+        let worker_recycles = Family::<RecycleLabels, Counter>::default();
+        registry.register(
+            "worker_recycles",
+            "Launched workers recycled, by mount and reason",
+            worker_recycles.clone(),
+        );
+        let upstream_down = Family::<UpstreamLabel, Gauge>::default();
+        registry.register(
+            "upstream_down",
+            "1 while an upstream is marked down after failed connects, else 0",
+            upstream_down.clone(),
+        );
         Metrics {
             registry,
+            worker_recycles,
+            upstream_down,
             cgi_running,
             queue_waiting,
             workers,

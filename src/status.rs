@@ -16,7 +16,7 @@ use crate::body::{ResponseBody, full};
 use crate::config::{Config, StatusPage};
 use crate::error::Error;
 use crate::fastcgi::pool::Pool;
-use crate::metrics::{MountLabel, WorkerLabels, metrics};
+use crate::metrics::{MountLabel, UpstreamLabel, WorkerLabels, metrics};
 use crate::supervisor::{AppStatus, WorkerStatus};
 
 /// What the page reads from a running server (the gateway provides it), so that the page
@@ -81,6 +81,16 @@ pub fn sample_gauges(gateway: &impl Source) {
             m.queue_waiting
                 .get_or_create(&label)
                 .set(pool.waiting() as i64);
+            let now = std::time::Instant::now();
+            for endpoint in pool.endpoints() {
+                let down = endpoint.state().down_until.is_some_and(|until| until > now);
+                let upstream = UpstreamLabel {
+                    upstream: endpoint.address.to_string(),
+                };
+                m.upstream_down
+                    .get_or_create(&upstream)
+                    .set(i64::from(down));
+            }
         }
         if let Some(app) = gateway.app_status(&mount.mount) {
             for state in WORKER_STATES {

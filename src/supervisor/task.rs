@@ -19,7 +19,7 @@ use super::status::{AppStatus, WorkerStatus};
 use super::worker::{self, Exit, Socket};
 use crate::config::Launch;
 use crate::fastcgi::pool::{Endpoint, Pool};
-use crate::metrics::{MountLabel, metrics};
+use crate::metrics::{MountLabel, RecycleLabels, metrics};
 
 /// A worker exit this soon after its start, before it served anything, is a failed start.
 const START_WINDOW: Duration = Duration::from_secs(2);
@@ -266,6 +266,11 @@ impl State {
                 Phase::Running => {
                     if let Some(reason) = retire {
                         tracing::info!(mount = %self.mount, slot = slot.id, "recycling a worker: {reason}");
+                        let labels = RecycleLabels {
+                            mount: self.mount.clone(),
+                            reason,
+                        };
+                        metrics().worker_recycles.get_or_create(&labels).inc();
                         slot.endpoint.state().accepting = false;
                         slot.phase = Phase::Draining(reason);
                         if reason == "idle" {

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use crate::harness::Fixture;
+use std::time::Duration;
+
+use crate::harness::{Fixture, wait_until};
 use crate::http::Request;
 
 /// The samples of an OpenMetrics text exposition: `name{labels}` -> value. Every line
@@ -113,6 +115,41 @@ fn metrics_count_a_known_mix_of_requests_exactly() {
     assert_eq!(get(r#"portico_queue_waiting{mount="/app"}"#), 0.0);
     assert_eq!(get(r#"portico_workers{mount="/app",state="idle"}"#), 1.0);
     assert_eq!(get(r#"portico_workers{mount="/app",state="busy"}"#), 0.0);
+    let down: Vec<f64> = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("portico_upstream_down{"))
+        .map(|(_, v)| *v)
+        .collect();
+    assert_eq!(down, [0.0], "the one worker's socket, up");
+}
+
+#[test]
+fn recycled_workers_are_counted_by_reason() {
+    let fx = Fixture::new();
+    let app = crate::launch::APP;
+    let portico = fx.serve_config(
+        &format!(
+            "[metrics]\nenabled = true\n\
+             [[fastcgi]]\nmount = '/app'\n\
+             launch = {{ command = ['{app}'], workers = 1, max_requests = 2 }}\n"
+        ),
+        &[],
+    );
+    for _ in 0..6 {
+        assert_eq!(portico.get("/app/hello").status, 200);
+    }
+    let series = r#"portico_worker_recycles_total{mount="/app",reason="max_requests"}"#;
+    let recycled = || {
+        samples(&portico.get("/metrics").text())
+            .get(series)
+            .copied()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || recycled()
+            .is_some_and(|n| n >= 2.0)),
+        "{:?}",
+        recycled()
+    );
 }
 
 #[test]
