@@ -50,6 +50,7 @@ pub struct Gateway {
 impl Gateway {
     /// Also starts the workers of every `launch` mount.
     pub fn new(config: Arc<Config>) -> std::io::Result<Gateway> {
+        status::mark_start();
         // Opened with each gateway, so that a reload lets go of a rotated file.
         let access_log = match &config.access_log {
             Some(file) => Some(Arc::new(AccessLog::open(&file.path, file.format).map_err(

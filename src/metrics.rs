@@ -237,6 +237,16 @@ impl Metrics {
         made
     }
 
+    /// Requests answered since the process started, over every mount.
+    pub fn requests_total(&self) -> u64 {
+        let mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        mounts
+            .values()
+            .flat_map(|m| m.requests.iter().flatten())
+            .map(Counter::get)
+            .sum()
+    }
+
     /// The text exposition format (OpenMetrics), as Prometheus scrapes it.
     pub fn encode(&self) -> String {
         let mut text = String::new();

@@ -5,8 +5,8 @@
 
 use std::fmt::Write;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, LazyLock};
+use std::time::{Instant, SystemTime};
 
 use html_escape::encode_text as escape;
 use http::{HeaderValue, Response, Uri, header};
@@ -18,6 +18,7 @@ use crate::error::Error;
 use crate::fastcgi::pool::Pool;
 use crate::metrics::{MountLabel, UpstreamLabel, WorkerLabels, metrics};
 use crate::supervisor::{AppStatus, WorkerStatus};
+use crate::wsgi;
 
 /// What the page reads from a running server (the gateway provides it), so that the page
 /// knows nothing of how requests are served.
@@ -28,8 +29,23 @@ pub trait Source {
     fn app_status(&self, mount: &str) -> Option<AppStatus>;
 }
 
+/// When the process started serving, for the page's uptime (`mark_start`).
+static STARTED: LazyLock<(SystemTime, Instant)> =
+    LazyLock::new(|| (SystemTime::now(), Instant::now()));
+
+/// Notes the start; the first gateway calls it, and a reload keeps the first time.
+pub fn mark_start() {
+    LazyLock::force(&STARTED);
+}
+
 #[derive(Serialize)]
 struct Status {
+    /// RFC 3339, UTC.
+    started: String,
+    uptime_seconds: f64,
+    /// Requests answered since the start, and their mean rate.
+    requests: u64,
+    requests_per_second: f64,
     cgi_running: usize,
     cgi_limit: usize,
     fastcgi: Vec<Mount>,
@@ -38,6 +54,8 @@ struct Status {
 #[derive(Serialize)]
 struct Mount {
     mount: String,
+    /// `fastcgi`, or `wsgi` for a `[[wsgi]]` mount's workers.
+    kind: &'static str,
     launched: bool,
     stopped: Option<String>,
     waiting: usize,
@@ -159,6 +177,11 @@ fn collect(gateway: &impl Source) -> Status {
                 .collect();
             Some(Mount {
                 mount: mount.mount.clone(),
+                kind: if wsgi::environ::is_wsgi(mount) {
+                    "wsgi"
+                } else {
+                    "fastcgi"
+                },
                 launched: mount.launch.is_some(),
                 stopped: pool.stopped(),
                 waiting: pool.waiting(),
@@ -167,7 +190,16 @@ fn collect(gateway: &impl Source) -> Status {
             })
         })
         .collect();
+    let (started, since) = *STARTED;
+    let uptime = since.elapsed().as_secs_f64();
+    let requests = metrics().requests_total();
     Status {
+        started: time::OffsetDateTime::from(started)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        uptime_seconds: uptime,
+        requests,
+        requests_per_second: requests as f64 / uptime.max(1.0),
         cgi_running: gateway.cgi_running(),
         cgi_limit: config.limits.max_concurrent_scripts,
         fastcgi,
@@ -183,13 +215,24 @@ fn html(status: &Status) -> String {
     );
     let _ = write!(
         out,
-        "<p>CGI scripts running: {} of {}</p>",
-        status.cgi_running, status.cgi_limit
+        "<p>Up since {} ({:.0} s); {} requests, {:.1} per second</p>\
+         <p>CGI scripts running: {} of {}</p>",
+        escape(&status.started),
+        status.uptime_seconds,
+        status.requests,
+        status.requests_per_second,
+        status.cgi_running,
+        status.cgi_limit
     );
     for mount in &status.fastcgi {
         let _ = write!(
             out,
-            "<h2>FastCGI {}</h2><p>{}; requests waiting: {}</p>",
+            "<h2>{} {}</h2><p>{}; requests waiting: {}</p>",
+            if mount.kind == "wsgi" {
+                "WSGI"
+            } else {
+                "FastCGI"
+            },
             escape(&mount.mount),
             match &mount.stopped {
                 Some(reason) => format!("<span class=bad>stopped: {}</span>", escape(reason)),

@@ -53,10 +53,18 @@ pub fn view_with_threads(params: &[Pair<'_>], threads: usize) -> Vec<(String, St
 /// The requests each of `mount`'s workers serves at once: its `threads` when it is a
 /// `[[wsgi]]` mount (the only one whose workers run the adapter), else 1.
 pub fn threads(mount: &FastcgiMount) -> usize {
-    match &mount.launch {
-        Some(launch) if launch.script == Some(super::ADAPTER) => mount.max_connections.unwrap_or(1),
-        _ => 1,
+    match is_wsgi(mount) {
+        true => mount.max_connections.unwrap_or(1),
+        false => 1,
     }
+}
+
+/// Whether `mount` came from a `[[wsgi]]` table: its workers run the adapter.
+pub fn is_wsgi(mount: &FastcgiMount) -> bool {
+    mount
+        .launch
+        .as_ref()
+        .is_some_and(|launch| launch.script == Some(super::ADAPTER))
 }
 
 fn python_bool(value: bool) -> String {

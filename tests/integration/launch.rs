@@ -531,3 +531,39 @@ fn a_large_response_streams_through_with_flat_memory() {
         "peak RSS grew by {growth} KiB while streaming {size} bytes"
     );
 }
+
+/// The page says since when Portico serves, how many requests it answered and at what
+/// rate, and names a `[[wsgi]]` mount as WSGI, not as the FastCGI it runs on.
+#[test]
+fn the_status_page_shows_uptime_totals_and_names_wsgi_mounts() {
+    let fx = Fixture::new();
+    let apps = concat!(env!("CARGO_MANIFEST_DIR"), "/apps");
+    let portico = fx.serve_config(
+        &format!(
+            "[status]\nenabled = true\n\
+             [[fastcgi]]\nmount = '/app'\nlaunch = {{ command = ['{APP}'], workers = 1 }}\n\
+             [[wsgi]]\nmount = '/wsgi'\napp = 'hello_wsgi:app'\npath = ['{apps}']\nworkers = 1\n"
+        ),
+        &[],
+    );
+    for _ in 0..5 {
+        assert_eq!(portico.get("/app/hello").status, 200);
+    }
+    assert_eq!(portico.get("/wsgi/").status, 200);
+    let json = status(&portico);
+    assert_eq!(json["requests"], 6, "{json}");
+    assert!(json["uptime_seconds"].as_f64().unwrap() > 0.0, "{json}");
+    assert!(json["started"].as_str().unwrap().ends_with('Z'), "{json}");
+    let kinds: Vec<(&str, &str)> = json["fastcgi"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["mount"].as_str().unwrap(), m["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(kinds, [("/app", "fastcgi"), ("/wsgi", "wsgi")]);
+    let html = portico.get("/portico-status").text();
+    assert!(
+        html.contains("WSGI /wsgi") && html.contains("FastCGI /app") && html.contains("Up since"),
+        "{html}"
+    );
+}
