@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use bytes::BytesMut;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
-use portico::config::{CgiMount, Config, Limits};
+use portico::config::{CgiMount, Config};
 use portico::fastcgi::params::{decode_pairs, encode_pair};
 use portico::fastcgi::record::{self, Kind, RecordCodec};
 use portico::meta;
@@ -17,11 +17,6 @@ use tokio_util::codec::Decoder;
 
 fn config() -> Config {
     Config {
-        listen: vec![],
-        server_name: None,
-        document_root: None,
-        limits: Limits::default(),
-        script_env: vec![],
         cgi: vec![CgiMount {
             mount: "/cgi-bin".into(),
             dir: PathBuf::from("/srv/cgi"),
@@ -31,15 +26,7 @@ fn config() -> Config {
             interpreters: vec![],
             suexec: false,
         }],
-        fastcgi: vec![],
-        status: None,
-        metrics: None,
-        access_log: None,
-        log_format: Default::default(),
-        request_id_header: None,
-        trusted_proxies: Default::default(),
-        threads: 1,
-        run_as: None,
+        ..Default::default()
     }
 }
 

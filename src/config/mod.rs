@@ -82,6 +82,30 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
 }
 
+/// Nothing listened on or mounted, every limit at its default, one thread: the base of a
+/// config built in code (the tests, the benches), which names only what it is about.
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: Vec::new(),
+            server_name: None,
+            threads: 1,
+            run_as: None,
+            document_root: None,
+            limits: Limits::default(),
+            script_env: Vec::new(),
+            cgi: Vec::new(),
+            fastcgi: Vec::new(),
+            status: None,
+            metrics: None,
+            access_log: None,
+            log_format: LogFormat::default(),
+            request_id_header: None,
+            trusted_proxies: TrustedProxies::default(),
+        }
+    }
+}
+
 // ---- the file as written -------------------------------------------------------------
 
 #[derive(Debug, Default, Deserialize)]

@@ -125,26 +125,13 @@ fn request_uri(uri: &Uri) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{CgiMount, Limits};
+    use crate::config::CgiMount;
     use http::{HeaderMap, Method, Version};
     use std::path::PathBuf;
 
     fn config() -> Config {
         Config {
-            listen: vec![],
-            server_name: None,
             document_root: Some(PathBuf::from("/srv/www")),
-            limits: Limits::default(),
-            script_env: vec![],
-            fastcgi: vec![],
-            status: None,
-            metrics: None,
-            access_log: None,
-            log_format: Default::default(),
-            request_id_header: None,
-            trusted_proxies: Default::default(),
-            threads: 1,
-            run_as: None,
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: PathBuf::from("/srv/cgi"),
@@ -154,6 +141,7 @@ mod tests {
                 interpreters: vec![],
                 suexec: false,
             }],
+            ..Default::default()
         }
     }
 

@@ -151,7 +151,6 @@ fn io_to_error(err: std::io::Error) -> Error {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::config::Limits;
     use std::os::unix::fs::symlink;
 
     pub(in crate::router) struct Tree {
@@ -187,20 +186,6 @@ pub(super) mod tests {
         symlink(&root, bin.join("up")).unwrap();
         symlink(bin.join("hello.sh"), bin.join("alias.sh")).unwrap();
         let config = Config {
-            listen: vec![],
-            server_name: None,
-            document_root: None,
-            limits: Limits::default(),
-            script_env: vec![],
-            fastcgi: vec![],
-            status: None,
-            metrics: None,
-            access_log: None,
-            log_format: Default::default(),
-            request_id_header: None,
-            trusted_proxies: Default::default(),
-            threads: 1,
-            run_as: None,
             cgi: vec![CgiMount {
                 mount: "/cgi-bin".into(),
                 dir: bin,
@@ -210,6 +195,7 @@ pub(super) mod tests {
                 interpreters: vec![(".pl".into(), vec!["perl".into()])],
                 suexec: false,
             }],
+            ..Default::default()
         };
         Tree { _dir: dir, config }
     }
