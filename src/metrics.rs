@@ -35,6 +35,8 @@ pub struct Metrics {
     pub cgi_spawn_failures: Counter,
     /// Scripts ended at a deadline, by which one.
     pub cgi_deadline_kills: Family<DeadlineLabel, Counter>,
+    /// Processes killed because they escaped a script's or worker's process group (`orphans`).
+    pub orphans_killed: Counter,
     /// FastCGI connections, by upstream and whether opened or reused.
     pub fastcgi_connections: Family<ConnectionLabels, Counter>,
     /// Launched workers restarted after an exit, by mount.
@@ -143,6 +145,12 @@ impl Metrics {
             "CGI scripts that could not be started",
             cgi_spawn_failures.clone(),
         );
+        let orphans_killed = Counter::default();
+        registry.register(
+            "orphans_killed",
+            "Processes killed because they escaped the process group of a script or worker",
+            orphans_killed.clone(),
+        );
         let cgi_deadline_kills = Family::<DeadlineLabel, Counter>::default();
         registry.register(
             "cgi_deadline_kills",
@@ -204,6 +212,7 @@ impl Metrics {
             cgi_spawns,
             cgi_spawn_failures,
             cgi_deadline_kills,
+            orphans_killed,
             fastcgi_connections,
             worker_restarts,
         }

@@ -22,6 +22,7 @@ use tokio::net::unix::pipe;
 use super::env::{CStrings, c_string};
 use super::pipes::{self, Parent};
 use super::{exec, stdio_slots};
+use crate::children;
 use crate::config::Limits;
 
 /// What the script reads on stdin.
@@ -70,6 +71,8 @@ pub struct Process {
     pid: libc::pid_t,
     pidfd: Option<AsyncFd<OwnedFd>>,
     reaped: bool,
+    /// Its entry in `children`, kept until it is reaped.
+    registration: Option<children::Registration>,
     pub stdin: Option<pipe::Sender>,
     pub stdout: pipe::Receiver,
     pub stderr: Option<pipe::Receiver>,
@@ -144,6 +147,7 @@ impl Process {
             pid,
             pidfd: None,
             reaped: false,
+            registration: None,
             stdin: parent_stdin
                 .map(pipe::Sender::from_owned_fd_unchecked)
                 .transpose()?,
@@ -154,6 +158,11 @@ impl Process {
 
     pub fn pid(&self) -> u32 {
         self.pid as u32
+    }
+
+    /// Enters the script in `children` until it is reaped, as doing `role`.
+    pub fn register(&mut self, role: children::Role) {
+        self.registration = Some(children::register(self.pid, role));
     }
 
     /// Resolves once the script (the group leader) has exited; it stays unreaped.
@@ -222,6 +231,7 @@ impl Process {
             return Ok(None);
         }
         self.reaped = true;
+        self.registration = None;
         let status = if libc::WIFSIGNALED(status) {
             ExitStatus::Signal(libc::WTERMSIG(status))
         } else {
@@ -309,7 +319,13 @@ pub fn script_rlimits(limits: &Limits) -> Vec<exec::Rlimit> {
         soft: bytes,
         hard: bytes,
     });
-    cpu.into_iter().chain(memory).collect()
+    // A script past it gets SIGXFSZ: one file cannot fill the disk (`misbehaving` tests).
+    let file_size = limits.script_file_size_bytes.map(|bytes| exec::Rlimit {
+        resource: libc::RLIMIT_FSIZE,
+        soft: bytes,
+        hard: bytes,
+    });
+    cpu.into_iter().chain(memory).chain(file_size).collect()
 }
 
 #[cfg(test)]

@@ -42,6 +42,12 @@ pub struct Limits {
     pub script_cpu_seconds: Option<u64>,
     /// RLIMIT_AS of every script, in bytes; `None`: Portico's own.
     pub script_memory_bytes: Option<u64>,
+    /// RLIMIT_FSIZE of every script, the largest file it may write, in bytes; `None`:
+    /// Portico's own.
+    pub script_file_size_bytes: Option<u64>,
+    /// Whether processes that escape a script's or worker's process group are killed
+    /// (`orphans`).
+    pub kill_orphans: bool,
 }
 
 impl Default for Limits {
@@ -74,6 +80,8 @@ impl Default for Limits {
             max_lingering_bytes: 10 << 20,
             script_cpu_seconds: None,
             script_memory_bytes: None,
+            script_file_size_bytes: None,
+            kill_orphans: true,
         }
     }
 }
@@ -101,6 +109,8 @@ pub(super) struct RawLimits {
     max_lingering_bytes: Option<Spanned<u64>>,
     script_cpu_seconds: Option<Spanned<u64>>,
     script_memory_mb: Option<Spanned<u64>>,
+    script_file_size_mb: Option<Spanned<u64>>,
+    kill_orphans: Option<Spanned<bool>>,
 }
 
 impl Validator<'_> {
@@ -190,6 +200,12 @@ impl Validator<'_> {
                 1 << 20,
                 libc::RLIMIT_AS,
             )?,
+            script_file_size_bytes: self.script_rlimit(
+                &raw.script_file_size_mb,
+                1 << 20,
+                libc::RLIMIT_FSIZE,
+            )?,
+            kill_orphans: pick(None, &raw.kill_orphans, d.kill_orphans).0,
         })
     }
 
@@ -261,14 +277,16 @@ mod tests {
         assert_eq!(limits.script_cpu_seconds, None);
         assert_eq!(limits.script_memory_bytes, None);
         let limits = parse(&format!(
-            "[limits]\nscript_cpu_seconds = 5\nscript_memory_mb = 256\n{cgi}"
+            "[limits]\nscript_cpu_seconds = 5\nscript_memory_mb = 256\nscript_file_size_mb = 3\n{cgi}"
         ))
         .unwrap();
         assert_eq!(limits.script_cpu_seconds, Some(5));
         assert_eq!(limits.script_memory_bytes, Some(256 << 20));
+        assert_eq!(limits.script_file_size_bytes, Some(3 << 20));
         for (line, key) in [
             ("script_cpu_seconds = 0", "limits.script_cpu_seconds"),
             ("script_memory_mb = 0", "limits.script_memory_mb"),
+            ("script_file_size_mb = 0", "limits.script_file_size_mb"),
             (
                 "script_memory_mb = 18446744073709551615",
                 "limits.script_memory_mb",

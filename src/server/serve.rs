@@ -27,6 +27,10 @@ use crate::gateway::{Gateway, Peer};
 /// A config arriving on `reloads` (SIGHUP) gets a new gateway, whose launched workers start
 /// at once; new requests go to it, and the old one is retired once its requests are done.
 /// Listen addresses and connection limits stay as they were at start.
+/// How often processes that escaped a script's group are looked for: one is killed one to
+/// two sweeps after its parent exits.
+const ORPHAN_SWEEP: Duration = Duration::from_millis(500);
+
 pub async fn run(
     config: Arc<Config>,
     listeners: Vec<TcpListener>,
@@ -34,7 +38,20 @@ pub async fn run(
     reloads: mpsc::Receiver<Arc<Config>>,
 ) -> std::io::Result<()> {
     let gateway = Gateway::new(config.clone())?;
+    let sweeper = match config.limits.kill_orphans {
+        true => match crate::orphans::adopt() {
+            Ok(()) => Some(crate::orphans::spawn_sweeper(ORPHAN_SWEEP)),
+            Err(error) => {
+                tracing::warn!(%error, "orphans of scripts cannot be adopted; they will outlive their requests");
+                None
+            }
+        },
+        false => None,
+    };
     serve(config, gateway, listeners, shutdown, reloads).await;
+    if let Some(sweeper) = sweeper {
+        sweeper.abort();
+    }
     Ok(())
 }
 

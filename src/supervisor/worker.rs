@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::mpsc;
 
+use crate::children;
 use crate::config::{LaunchSocket, Upstream};
 
 /// Lines of a worker's stderr kept to explain its exit.
@@ -126,6 +127,12 @@ impl Process {
             tokio::spawn(log_lines(err, mount.to_owned(), pid, "stderr", tail));
         }
         let (signals, mut signal_rx) = mpsc::unbounded_channel::<i32>();
+        let registration = children::register(
+            pid as i32,
+            children::Role::Worker {
+                mount: mount.to_owned(),
+            },
+        );
         tokio::spawn(async move {
             let status = loop {
                 tokio::select! {
@@ -140,6 +147,7 @@ impl Process {
                     else => break child.wait().await,
                 }
             };
+            drop(registration);
             let _ = exits.send(Exit { slot, pid, status });
         });
         Ok(Process {

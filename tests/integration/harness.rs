@@ -46,6 +46,7 @@ pub struct Launch {
     current_dir: Option<PathBuf>,
     default_listen: bool,
     listeners: usize,
+    wrapper: Vec<OsString>,
 }
 
 impl Launch {
@@ -69,6 +70,13 @@ impl Launch {
         self
     }
 
+    /// Starts Portico through `argv` (a command that ends by exec'ing the rest of its
+    /// arguments, so Portico keeps its pid), e.g. `unshare` to give it a mount of its own.
+    pub fn wrapped(mut self, argv: &[&str]) -> Launch {
+        self.wrapper = argv.iter().map(OsString::from).collect();
+        self
+    }
+
     pub fn current_dir(mut self, dir: &Path) -> Launch {
         self.current_dir = Some(dir.to_path_buf());
         self
@@ -83,7 +91,14 @@ impl Launch {
     }
 
     pub fn start(self) -> Portico {
-        let mut command = Command::new(PORTICO);
+        let mut command = match self.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(PORTICO);
+                command
+            }
+            None => Command::new(PORTICO),
+        };
         command.arg("serve");
         if self.default_listen {
             command.args(["--listen", "127.0.0.1:0"]);
@@ -188,6 +203,7 @@ impl Portico {
             current_dir: None,
             default_listen: true,
             listeners: 1,
+            wrapper: Vec::new(),
         }
     }
 

@@ -28,6 +28,7 @@ use super::spawn::{self, Exit, Input, Process};
 use super::stderr::{self, Tail};
 use crate::backend::{Reply, RequestLine, Stop};
 use crate::body::RequestBody;
+use crate::children;
 use crate::config::Limits;
 use crate::error::Error;
 use crate::metrics::metrics;
@@ -37,6 +38,14 @@ mod stdout;
 
 use report::Report;
 use stdout::declared_length;
+
+/// The client's address as the script sees it (REMOTE_ADDR), for the scoreboard.
+fn client(meta: &crate::meta::MetaVars) -> String {
+    meta.iter()
+        .find(|(name, _)| name == "REMOTE_ADDR")
+        .map(|(_, value)| value.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
 
 /// Reads of the body: large, so big responses take few wake-ups.
 const READ_CHUNK: usize = 64 * 1024;
@@ -94,6 +103,13 @@ impl Run {
                 Error::Spawn(error)
             })?;
         metrics().cgi_spawns.inc();
+        process.register(children::Role::Script(children::Script {
+            script: job.script.clone(),
+            method: job.request.line.method.to_string(),
+            path: job.request.line.path.clone(),
+            client: client(&job.request.meta),
+            request_id: job.request.line.id.to_string(),
+        }));
         let stdin_pump = match (feed, process.stdin.take()) {
             (Some(body), Some(stdin)) => Some(tokio::spawn(pump(body, stdin))),
             _ => None,
