@@ -74,6 +74,7 @@ fn meta_variables(c: &mut Criterion) {
         remote_user: None,
         id: &portico::request_id::RequestId::new(),
         forwarded: &Default::default(),
+        tls: false,
     };
     c.bench_function("meta::build (browser GET)", |b| {
         b.iter(|| meta::build(black_box(&config), &target, &info).unwrap())

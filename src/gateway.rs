@@ -34,6 +34,8 @@ pub struct Peer {
     pub local: SocketAddr,
     /// What a trusted proxy said of the request (`forwarded`); nothing when none did.
     pub forwarded: Forwarded,
+    /// The connection is TLS (HTTPS=on, REQUEST_SCHEME=https).
+    pub tls: bool,
     /// For NPH responses on HTTP/1.x: the socket itself.
     pub takeover: Option<Takeover>,
 }
@@ -150,7 +152,8 @@ impl Gateway {
         }
         let id = given.unwrap_or_default();
         let method = request.method().clone();
-        let path = request.uri().path().to_owned();
+        let path = request.uri().path().into();
+        let client = peer.remote.ip().to_canonical();
         let access = self
             .access_log
             .as_ref()
@@ -173,6 +176,7 @@ impl Gateway {
                     metrics: Some(counted.unwrap_or_else(|| metrics().mount(""))),
                     method,
                     path,
+                    client,
                     started,
                     access,
                 };
@@ -285,6 +289,7 @@ impl Gateway {
                 remote_user: user.as_deref(),
                 id: &id,
                 forwarded: &peer.forwarded,
+                tls: peer.tls,
             };
             let mut request = |meta| BackendRequest {
                 meta,
@@ -293,7 +298,8 @@ impl Gateway {
                     id: id.clone(),
                     metrics: counted.clone(),
                     method: method.clone(),
-                    path: uri.path().to_owned(),
+                    path: uri.path().into(),
+                    client: peer.remote.ip().to_canonical(),
                     started,
                     access: access.cloned(),
                 },

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use portico::cli::{Cli, Command, LogFormat, ServeArgs};
+use portico::server::Listener;
 use portico::{config, server};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -113,9 +114,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         };
         let mut listeners = Vec::new();
-        for addr in &config.listen {
+        let tls = config.tls.iter().flat_map(|tls| &tls.listen);
+        let addrs = config.listen.iter().map(|addr| (addr, false));
+        for (addr, is_tls) in addrs.chain(tls.map(|addr| (addr, true))) {
             match TcpListener::bind(addr).await {
-                Ok(listener) => listeners.push(listener),
+                Ok(socket) if is_tls => listeners.push(Listener::tls(socket)),
+                Ok(socket) => listeners.push(Listener::plain(socket)),
                 Err(error) => {
                     eprintln!("error: cannot listen on {addr}: {error}");
                     return ExitCode::FAILURE;
@@ -134,7 +138,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         // Printed whatever the log level: what started Portico waits for these lines.
         for listener in &listeners {
             if let Ok(addr) = listener.local_addr() {
-                let line = format!("listening on http://{addr}");
+                let line = format!("listening on {}://{addr}", listener.scheme());
                 match config.log_format {
                     LogFormat::Text => eprintln!("{line}"),
                     LogFormat::Json => eprintln!("{}", listening_json(&line, addr)),

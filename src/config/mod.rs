@@ -9,7 +9,7 @@
 //! which the tables are checked; each table is read and checked in its own file: the
 //! top-level keys in `server`, `[limits]` in `limits`, `[env]` in `env`, `[[cgi]]` in
 //! `cgi`, `[[fastcgi]]` in `fastcgi`, `[[wsgi]]` in `crate::wsgi::mount`, a mount's
-//! `auth` in `auth`, `[status]` in `status`, `[access_log]` in `access_log`. Locating an
+//! `auth` in `auth`, `[status]` in `status`, `[tls]` in `tls`, `[access_log]` in `access_log`. Locating an
 //! error in the text is `source`'s; the checks every table shares are `value`'s.
 
 use std::ffi::OsString;
@@ -33,6 +33,7 @@ pub(crate) mod limits;
 mod server;
 pub(crate) mod source;
 mod status;
+mod tls;
 pub(crate) mod value;
 
 pub use access_log::AccessLogFile;
@@ -49,6 +50,8 @@ pub use source::ConfigError;
 use source::{Source, Validator, unknown_field};
 use status::RawStatus;
 pub use status::StatusPage;
+use tls::RawTls;
+pub use tls::Tls;
 pub use value::find_on_path;
 
 /// Where the server looks when neither `--config` nor `--cgi-dir` is given.
@@ -80,6 +83,8 @@ pub struct Config {
     pub request_id_header: Option<http::HeaderName>,
     /// The proxies whose Forwarded / X-Forwarded-* headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// The TLS listeners and their certificate, when there are any.
+    pub tls: Option<Tls>,
 }
 
 /// Nothing listened on or mounted, every limit at its default, one thread: the base of a
@@ -102,6 +107,7 @@ impl Default for Config {
             log_format: LogFormat::default(),
             request_id_header: None,
             trusted_proxies: TrustedProxies::default(),
+            tls: None,
         }
     }
 }
@@ -128,6 +134,7 @@ struct RawConfig {
     fastcgi: Vec<RawFastcgi>,
     #[serde(default)]
     wsgi: Vec<wsgi::mount::RawWsgi>,
+    tls: Option<RawTls>,
     status: Option<RawStatus>,
     metrics: Option<RawStatus>,
     access_log: Option<RawAccessLog>,
@@ -191,6 +198,7 @@ impl Validator<'_> {
     /// The tables in the order they are checked: the first error is the one reported.
     fn config(&self, raw: RawConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
         let listen = self.listen(raw.listen.as_ref(), args)?;
+        let tls = self.tls(raw.tls.as_ref())?;
         let run_as = self.run_as(&raw.user, &raw.group, args)?;
         let access_log = self.access_log(raw.access_log.as_ref(), args)?;
         let document_root = self.document_root(raw.document_root.as_ref(), args)?;
@@ -246,6 +254,7 @@ impl Validator<'_> {
             log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
             request_id_header,
             trusted_proxies: TrustedProxies::new(proxies),
+            tls,
         })
     }
 

@@ -34,28 +34,36 @@ impl Validator<'_> {
         let listen = if !args.listen.is_empty() {
             args.listen.clone()
         } else if let Some(listen) = raw {
-            let addrs = match listen.get_ref() {
-                OneOrMany::One(a) => vec![a.clone()],
-                OneOrMany::Many(a) => a.clone(),
-            };
-            if addrs.is_empty() {
-                return Err(self.spanned_error(listen.span(), "needs at least one address"));
-            }
-            addrs
-                .iter()
-                .map(|a| {
-                    a.parse().map_err(|_| {
-                        self.spanned_error(
-                            listen.span(),
-                            format!("`{a}` is not an address like 127.0.0.1:8080"),
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?
+            self.addresses(listen)?
         } else {
             vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
         };
         Ok(listen)
+    }
+
+    /// One address or a list of them, at least one.
+    pub(super) fn addresses(
+        &self,
+        listen: &Spanned<OneOrMany>,
+    ) -> Result<Vec<SocketAddr>, ConfigError> {
+        let addrs = match listen.get_ref() {
+            OneOrMany::One(a) => vec![a.clone()],
+            OneOrMany::Many(a) => a.clone(),
+        };
+        if addrs.is_empty() {
+            return Err(self.spanned_error(listen.span(), "needs at least one address"));
+        }
+        addrs
+            .iter()
+            .map(|a| {
+                a.parse().map_err(|_| {
+                    self.spanned_error(
+                        listen.span(),
+                        format!("`{a}` is not an address like 127.0.0.1:8080"),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// `--threads`, else `threads`, else as many as `default_threads` says; at least one.

@@ -133,6 +133,7 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
             std::net::SocketAddr::new(ip, exchange.client.port())
         }),
         forwarded: &forwarded,
+        tls: false,
         local: exchange.server,
         content_length: request.content_length(),
         remote_user: user.as_deref(),
@@ -247,7 +248,8 @@ fn fastcgi_params(
             id: RequestId::new(),
             metrics: None,
             method: request.method.clone(),
-            path: request.uri.path().to_owned(),
+            path: request.uri.path().into(),
+            client: std::net::Ipv4Addr::LOCALHOST.into(),
             started: Instant::now(),
             access: None,
         },

@@ -41,4 +41,6 @@ pub struct RequestInfo<'a> {
     pub id: &'a crate::request_id::RequestId,
     /// What a trusted proxy said of the scheme and host (its client is `remote` already).
     pub forwarded: &'a crate::forwarded::Forwarded,
+    /// The client's connection to Portico is TLS.
+    pub tls: bool,
 }

@@ -85,9 +85,9 @@ pub fn build(
         "SERVER_ADDR",
         req.local.ip().to_canonical().to_string().into(),
     );
-    // Apache's: HTTPS=on only when the client's connection was HTTPS (here, as a trusted
-    // proxy says; `wsgi.url_scheme` follows it).
-    let https = req.forwarded.https == Some(true);
+    // Apache's: HTTPS=on only when the client's connection was HTTPS: Portico's own TLS,
+    // or as a trusted proxy says (`wsgi.url_scheme` follows it).
+    let https = req.forwarded.https.unwrap_or(req.tls);
     set(
         "REQUEST_SCHEME",
         if https { "https" } else { "http" }.into(),
@@ -189,6 +189,7 @@ mod tests {
             remote_user,
             id: &"00000000000000ab".parse().unwrap(),
             forwarded: &Default::default(),
+            tls: false,
         };
         build(config, &route, &req)
     }

@@ -43,7 +43,7 @@ impl Local {
         let serving = tokio::spawn(super::serve::serve(
             config,
             gateway,
-            vec![listener],
+            vec![super::Listener::plain(listener)],
             shutdown,
             reloads,
         ));

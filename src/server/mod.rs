@@ -6,8 +6,10 @@
 //! [`Local`] is the same server inside another program (`portico bench`, `portico
 //! explain`): on 127.0.0.1:0 in the caller's runtime, stopped by its handle.
 
+mod listener;
 mod local;
 mod serve;
 
+pub use listener::Listener;
 pub use local::Local;
 pub use serve::run;

@@ -9,31 +9,35 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::body::ResponseBody;
 use crate::config::Config;
 use crate::connection::{Connection, Lingering, Timeouts};
 use crate::gateway::{Gateway, Peer};
+
+use super::Listener;
+
+/// How often processes that escaped a script's group are looked for: one is killed one to
+/// two sweeps after its parent exits.
+const ORPHAN_SWEEP: Duration = Duration::from_millis(500);
 
 /// Serves until `shutdown` resolves, then stops accepting, lets requests in flight finish
 /// for up to `shutdown_timeout`, ends the scripts still running and returns.
 ///
 /// A config arriving on `reloads` (SIGHUP) gets a new gateway, whose launched workers start
 /// at once; new requests go to it, and the old one is retired once its requests are done.
-/// Listen addresses and connection limits stay as they were at start.
-/// How often processes that escaped a script's group are looked for: one is killed one to
-/// two sweeps after its parent exits.
-const ORPHAN_SWEEP: Duration = Duration::from_millis(500);
-
+/// Listen addresses and connection limits stay as they were at start; a TLS listener
+/// presents the certificate of the config in force when each connection arrives.
 pub async fn run(
     config: Arc<Config>,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     shutdown: impl Future<Output = ()>,
     reloads: mpsc::Receiver<Arc<Config>>,
 ) -> std::io::Result<()> {
@@ -60,7 +64,7 @@ pub async fn run(
 pub(super) async fn serve(
     config: Arc<Config>,
     gateway: Gateway,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     shutdown: impl Future<Output = ()>,
     mut reloads: mpsc::Receiver<Arc<Config>>,
 ) {
@@ -106,7 +110,7 @@ pub(super) async fn serve(
                 };
                 let Ok(slot) = slot else { break };
                 let (stream, remote) = tokio::select! {
-                    accepted = listener.accept() => match accepted {
+                    accepted = listener.socket.accept() => match accepted {
                         Ok(pair) => pair,
                         Err(error) => {
                             // EMFILE and the like: back off instead of spinning.
@@ -122,11 +126,20 @@ pub(super) async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let (io, takeover, closer) = Connection::new(stream, timeouts);
+                let tls = listener
+                    .tls
+                    .then(|| gateway.load().config().tls.clone())
+                    .map(|tls| {
+                        // A reload that dropped [tls] leaves nothing to present: refuse.
+                        tls.map(|tls| TlsAcceptor::from(tls.server_config))
+                    });
                 let peer = Peer {
                     remote,
                     local,
                     forwarded: Default::default(),
-                    takeover: Some(takeover),
+                    tls: tls.is_some(),
+                    // An NPH script's raw bytes cannot go under TLS: its head is parsed.
+                    takeover: tls.is_none().then_some(takeover),
                 };
                 let gateway = gateway.clone();
                 let service = service_fn(move |request| {
@@ -139,13 +152,24 @@ pub(super) async fn serve(
                 connections.spawn(async move {
                     // Held through the lingering close too, which its bounds keep short.
                     let _slot = slot;
-                    let connection = builder.serve_connection_with_upgrades(io, service);
-                    tokio::pin!(connection);
-                    let result = tokio::select! {
-                        result = connection.as_mut() => result,
-                        _ = stop.cancelled() => {
-                            connection.as_mut().graceful_shutdown();
-                            connection.await
+                    let result = match tls {
+                        None => drive(&builder, io, service, &stop).await,
+                        Some(None) => return,
+                        Some(Some(acceptor)) => {
+                            let handshake = acceptor.accept(TokioIo::new(io));
+                            match tokio::time::timeout(timeouts.first_byte, handshake).await {
+                                Ok(Ok(stream)) => {
+                                    drive(&builder, TokioIo::new(stream), service, &stop).await
+                                }
+                                Ok(Err(error)) => {
+                                    tracing::debug!(%remote, %error, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%remote, "TLS handshake timed out");
+                                    return;
+                                }
+                            }
                         }
                     };
                     let timed_out = result.as_ref().is_err_and(|error| timed_out(&**error));
@@ -190,6 +214,34 @@ pub(super) async fn serve(
     retiring.close();
     retiring.wait().await;
     gateway.load().kill_all_and_wait().await;
+}
+
+/// Serves one connection with hyper until it ends, or finishes its request in flight once
+/// `stop` fires.
+async fn drive<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    stop: &CancellationToken,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<ResponseBody>,
+            Error = Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    let connection = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => result,
+        _ = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    }
 }
 
 /// Lets a replaced gateway's requests finish (up to `timeout`), then stops it and its workers.

@@ -168,7 +168,10 @@ impl Launch {
 /// if this is one.
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let line = strip_ansi(line);
-    let rest = &line[line.find("listening on http://")? + "listening on http://".len()..];
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let rest = rest
+        .strip_prefix("http://")
+        .or_else(|| rest.strip_prefix("https://"))?;
     let addr = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
     addr.trim_end_matches(['/', ',']).parse().ok()
 }
