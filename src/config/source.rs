@@ -120,7 +120,11 @@ fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
 /// Names the offending key of serde's "unknown field `x`" message when the span is missing.
 pub(super) fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
-    Some(rest[..rest.find('`')?].to_owned())
+    match &rest[..rest.find('`')?] {
+        // The empty key, as TOML writes it: an error must name something.
+        "" => Some("\"\"".to_owned()),
+        name => Some(name.to_owned()),
+    }
 }
 
 /// What every table's checks are run with: the file's source, or `None` in quick mode
@@ -178,6 +182,18 @@ impl Validator<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_empty_key_is_named_as_toml_writes_it() {
+        assert_eq!(
+            unknown_field("unknown field `x`, expected one of"),
+            Some("x".into())
+        );
+        assert_eq!(
+            unknown_field("unknown field ``, expected one of"),
+            Some("\"\"".into())
+        );
+    }
 
     #[test]
     fn locate_names_line_and_dotted_key() {
