@@ -49,9 +49,9 @@ pub struct ServeArgs {
     /// Default in quick mode: the current directory.
     #[arg(long, value_name = "DIR")]
     pub document_root: Option<PathBuf>,
-    /// Address to listen on; repeat for several.
+    /// Address to listen on (host:port, or unix:PATH); repeat for several.
     #[arg(long, value_name = "ADDR")]
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<ListenAddr>,
     /// Deadline for the response head and for idle time between output chunks.
     #[arg(long, value_name = "SECONDS")]
     pub script_timeout_seconds: Option<f64>,
@@ -179,4 +179,37 @@ pub struct ExplainArgs {
     pub method: String,
     /// The request target: a path like /cgi-bin/hello.sh?x=1, or a full http:// URL.
     pub url: String,
+}
+
+/// Where a listener is bound: a TCP address, or a unix socket's path (`unix:PATH`) for a
+/// front proxy on the same host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<ListenAddr, String> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("`unix:` needs a path, like unix:/run/portico.sock".into());
+            }
+            return Ok(ListenAddr::Unix(PathBuf::from(path)));
+        }
+        text.parse().map(ListenAddr::Tcp).map_err(|_| {
+            format!("`{text}` is not an address like 127.0.0.1:8080 or unix:/run/portico.sock")
+        })
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::Tcp(addr) => write!(f, "{addr}"),
+            ListenAddr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
 }

@@ -15,20 +15,33 @@ use ipnet::IpNet;
 
 /// The networks whose connections are believed about the client.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies {
+    networks: Vec<IpNet>,
+    /// `"unix"`: whatever connects over Portico's unix sockets (a proxy on this host).
+    unix: bool,
+}
 
 impl TrustedProxies {
-    pub fn new(networks: Vec<IpNet>) -> TrustedProxies {
-        TrustedProxies(networks)
+    pub fn new(networks: Vec<IpNet>, unix: bool) -> TrustedProxies {
+        TrustedProxies { networks, unix }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.networks.is_empty() && !self.unix
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.0.iter().any(|net| net.contains(&ip))
+        self.networks.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether the peer of a connection is believed: by its address, or, over a unix
+    /// socket (`peer` is `None`), when `"unix"` is listed.
+    pub fn trusts(&self, peer: Option<IpAddr>) -> bool {
+        match peer {
+            Some(ip) => self.contains(ip),
+            None => self.unix,
+        }
     }
 }
 
@@ -40,9 +53,9 @@ pub struct Forwarded {
     pub host: Option<String>,
 }
 
-/// Reads the headers of a request that came from `peer`.
-pub fn read(headers: &HeaderMap, peer: IpAddr, trusted: &TrustedProxies) -> Forwarded {
-    if trusted.is_empty() || !trusted.contains(peer) {
+/// Reads the headers of a request that came from `peer` (`None`: over a unix socket).
+pub fn read(headers: &HeaderMap, peer: Option<IpAddr>, trusted: &TrustedProxies) -> Forwarded {
+    if !trusted.trusts(peer) {
         return Forwarded::default();
     }
     let all = |name: &str| -> Vec<&str> {
@@ -140,7 +153,7 @@ mod tests {
     use super::*;
 
     fn trusted(nets: &[&str]) -> TrustedProxies {
-        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect())
+        TrustedProxies::new(nets.iter().map(|n| n.parse().unwrap()).collect(), false)
     }
 
     fn headers(fields: &[(&str, &str)]) -> HeaderMap {
@@ -264,7 +277,7 @@ mod tests {
             ),
         ];
         for (fields, peer, client, https, host) in cases {
-            let got = read(&headers(&fields), peer, &proxies);
+            let got = read(&headers(&fields), Some(peer), &proxies);
             assert_eq!(
                 got,
                 Forwarded {
@@ -278,7 +291,7 @@ mod tests {
         assert_eq!(
             read(
                 &headers(&[("x-forwarded-for", "203.0.113.7")]),
-                local,
+                Some(local),
                 &TrustedProxies::default()
             ),
             Forwarded::default(),

@@ -36,6 +36,8 @@ pub struct Peer {
     pub forwarded: Forwarded,
     /// The connection is TLS (HTTPS=on, REQUEST_SCHEME=https).
     pub tls: bool,
+    /// The connection came over a unix socket: `remote` stands for this host.
+    pub unix: bool,
     /// For NPH responses on HTTP/1.x: the socket itself.
     pub takeover: Option<Takeover>,
 }
@@ -129,7 +131,9 @@ impl Gateway {
     ) -> Response<ResponseBody> {
         let started = Instant::now();
         let mut given = None;
-        if self.config.trusted_proxies.contains(peer.remote.ip()) {
+        let trusted = &self.config.trusted_proxies;
+        let from = (!peer.unix).then(|| peer.remote.ip());
+        if trusted.trusts(from) {
             // A trusted proxy's own id for the request is kept, joining its log with ours.
             let name = self
                 .config
@@ -141,11 +145,7 @@ impl Gateway {
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(RequestId::given);
-            peer.forwarded = forwarded::read(
-                request.headers(),
-                peer.remote.ip(),
-                &self.config.trusted_proxies,
-            );
+            peer.forwarded = forwarded::read(request.headers(), from, trusted);
             if let Some(client) = peer.forwarded.client {
                 peer.remote = SocketAddr::new(client, peer.remote.port());
             }

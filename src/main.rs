@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use portico::cli::{Cli, Command, LogFormat, ServeArgs};
+use portico::cli::{Cli, Command, ListenAddr, LogFormat, ServeArgs};
 use portico::server::Listener;
 use portico::{config, server};
 use tokio::net::TcpListener;
@@ -115,11 +115,20 @@ fn serve(args: ServeArgs) -> ExitCode {
         };
         let mut listeners = Vec::new();
         let tls = config.tls.iter().flat_map(|tls| &tls.listen);
-        let addrs = config.listen.iter().map(|addr| (addr, false));
-        for (addr, is_tls) in addrs.chain(tls.map(|addr| (addr, true))) {
-            match TcpListener::bind(addr).await {
-                Ok(socket) if is_tls => listeners.push(Listener::tls(socket)),
-                Ok(socket) => listeners.push(Listener::plain(socket)),
+        let plain = config.listen.iter().map(|addr| (addr.clone(), false));
+        for (addr, is_tls) in plain.chain(tls.map(|addr| (ListenAddr::Tcp(*addr), true))) {
+            let bound = match &addr {
+                ListenAddr::Tcp(tcp) => TcpListener::bind(tcp).await.map(|socket| match is_tls {
+                    true => Listener::tls(socket),
+                    false => Listener::plain(socket),
+                }),
+                ListenAddr::Unix(path) => {
+                    let unix = config.unix_socket;
+                    Listener::unix(path, unix.mode, unix.group)
+                }
+            };
+            match bound {
+                Ok(listener) => listeners.push(listener),
                 Err(error) => {
                     eprintln!("error: cannot listen on {addr}: {error}");
                     return ExitCode::FAILURE;
@@ -137,12 +146,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
         // Printed whatever the log level: what started Portico waits for these lines.
         for listener in &listeners {
-            if let Ok(addr) = listener.local_addr() {
-                let line = format!("listening on {}://{addr}", listener.scheme());
-                match config.log_format {
-                    LogFormat::Text => eprintln!("{line}"),
-                    LogFormat::Json => eprintln!("{}", listening_json(&line, addr)),
-                }
+            let line = format!("listening on {}", listener.describe());
+            match config.log_format {
+                LogFormat::Text => eprintln!("{line}"),
+                LogFormat::Json => eprintln!("{}", listening_json(&line, &listener.describe())),
             }
         }
         let reloads = match reload_on_hangup(args.clone()) {
@@ -224,7 +231,7 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The `listening on` line as a JSON log line, in the fields `--log-format json` uses.
-fn listening_json(message: &str, address: std::net::SocketAddr) -> String {
+fn listening_json(message: &str, address: &str) -> String {
     let timestamp = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
@@ -233,7 +240,7 @@ fn listening_json(message: &str, address: std::net::SocketAddr) -> String {
         "level": "INFO",
         "target": "portico",
         "message": message,
-        "address": address.to_string(),
+        "address": address,
     })
     .to_string()
 }

@@ -13,13 +13,12 @@
 //! error in the text is `source`'s; the checks every table shares are `value`'s.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cli::{LogFormat, ServeArgs};
+use crate::cli::{ListenAddr, LogFormat, ServeArgs};
 use crate::forwarded::TrustedProxies;
 use crate::privileges::RunAs;
 use crate::wsgi;
@@ -46,6 +45,7 @@ pub use fastcgi::{Balance, FastcgiMount, Launch, LaunchSocket, Upstream};
 pub use limits::Limits;
 use limits::RawLimits;
 use server::OneOrMany;
+pub use server::UnixSocket;
 pub use source::ConfigError;
 use source::{Source, Validator, unknown_field};
 use status::RawStatus;
@@ -59,7 +59,9 @@ pub const DEFAULT_CONFIG_PATH: &str = "conf/portico.toml";
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<ListenAddr>,
+    /// The mode and group of the unix sockets in `listen`.
+    pub unix_socket: UnixSocket,
     pub server_name: Option<String>,
     /// Threads serving HTTP and talking to scripts and workers.
     pub threads: usize,
@@ -93,6 +95,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: Vec::new(),
+            unix_socket: UnixSocket::default(),
             server_name: None,
             threads: 1,
             run_as: None,
@@ -119,6 +122,8 @@ impl Default for Config {
 struct RawConfig {
     #[serde(default)]
     listen: Option<Spanned<OneOrMany>>,
+    unix_socket_mode: Option<Spanned<String>>,
+    unix_socket_group: Option<Spanned<String>>,
     server_name: Option<String>,
     threads: Option<Spanned<usize>>,
     user: Option<Spanned<String>>,
@@ -198,6 +203,10 @@ impl Validator<'_> {
     /// The tables in the order they are checked: the first error is the one reported.
     fn config(&self, raw: RawConfig, args: &ServeArgs) -> Result<Config, ConfigError> {
         let listen = self.listen(raw.listen.as_ref(), args)?;
+        let unix_socket = self.unix_socket(
+            raw.unix_socket_mode.as_ref(),
+            raw.unix_socket_group.as_ref(),
+        )?;
         let tls = self.tls(raw.tls.as_ref())?;
         let run_as = self.run_as(&raw.user, &raw.group, args)?;
         let access_log = self.access_log(raw.access_log.as_ref(), args)?;
@@ -220,13 +229,21 @@ impl Validator<'_> {
         let status = self.status(raw.status.as_ref())?;
         let metrics = self.metrics(raw.metrics.as_ref())?;
         let mut proxies = Vec::new();
+        let mut unix_proxies = false;
         for entry in &raw.trusted_proxies {
             let text = entry.get_ref().trim();
+            if text == "unix" {
+                unix_proxies = true;
+                continue;
+            }
             let net = text
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
                 .map_err(|_| {
-                    self.spanned_error(entry.span(), "not an address or a network like 10.0.0.0/8")
+                    self.spanned_error(
+                        entry.span(),
+                        "not an address, a network like 10.0.0.0/8, or \"unix\"",
+                    )
                 })?;
             proxies.push(net);
         }
@@ -240,6 +257,7 @@ impl Validator<'_> {
 
         Ok(Config {
             listen,
+            unix_socket,
             server_name: raw.server_name,
             threads: self.threads(&raw.threads, args, !cgi.is_empty())?,
             run_as,
@@ -253,7 +271,7 @@ impl Validator<'_> {
             access_log,
             log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
             request_id_header,
-            trusted_proxies: TrustedProxies::new(proxies),
+            trusted_proxies: TrustedProxies::new(proxies, unix_proxies),
             tls,
         })
     }

@@ -1,4 +1,5 @@
-//! The top-level keys about the server itself: `listen`, `threads`, `user` and `group`
+//! The top-level keys about the server itself: `listen` (and `unix_socket_mode` and
+//! `unix_socket_group`, for unix sockets), `threads`, `user` and `group`
 //! (who Portico serves as), and `document_root`, each from its flag, else the file, else
 //! its default.
 //!
@@ -13,8 +14,25 @@ use toml::Spanned;
 
 use super::source::{ConfigError, Validator};
 use super::value::pick;
-use crate::cli::ServeArgs;
+use crate::cli::{ListenAddr, ServeArgs};
 use crate::privileges::{RunAs, RunAsError};
+
+/// The permissions of the unix sockets Portico listens on, so that a front proxy running
+/// as another user may connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnixSocket {
+    pub mode: u32,
+    pub group: Option<u32>,
+}
+
+impl Default for UnixSocket {
+    fn default() -> UnixSocket {
+        UnixSocket {
+            mode: 0o660,
+            group: None,
+        }
+    }
+}
 
 /// `listen = "addr"` or `listen = ["addr", ...]`.
 #[derive(Debug, Deserialize)]
@@ -30,22 +48,23 @@ impl Validator<'_> {
         &self,
         raw: Option<&Spanned<OneOrMany>>,
         args: &ServeArgs,
-    ) -> Result<Vec<SocketAddr>, ConfigError> {
+    ) -> Result<Vec<ListenAddr>, ConfigError> {
         let listen = if !args.listen.is_empty() {
             args.listen.clone()
         } else if let Some(listen) = raw {
             self.addresses(listen)?
         } else {
-            vec![SocketAddr::from(([127, 0, 0, 1], 8080))]
+            vec![ListenAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080)))]
         };
         Ok(listen)
     }
 
-    /// One address or a list of them, at least one.
+    /// One address or a list of them, at least one; a unix socket's relative path is
+    /// relative to the config file's directory.
     pub(super) fn addresses(
         &self,
         listen: &Spanned<OneOrMany>,
-    ) -> Result<Vec<SocketAddr>, ConfigError> {
+    ) -> Result<Vec<ListenAddr>, ConfigError> {
         let addrs = match listen.get_ref() {
             OneOrMany::One(a) => vec![a.clone()],
             OneOrMany::Many(a) => a.clone(),
@@ -55,13 +74,10 @@ impl Validator<'_> {
         }
         addrs
             .iter()
-            .map(|a| {
-                a.parse().map_err(|_| {
-                    self.spanned_error(
-                        listen.span(),
-                        format!("`{a}` is not an address like 127.0.0.1:8080"),
-                    )
-                })
+            .map(|a| match a.parse::<ListenAddr>() {
+                Ok(ListenAddr::Unix(path)) => Ok(ListenAddr::Unix(self.base_dir().join(path))),
+                Ok(tcp) => Ok(tcp),
+                Err(message) => Err(self.spanned_error(listen.span(), message)),
             })
             .collect()
     }
@@ -117,6 +133,37 @@ impl Validator<'_> {
                     None => self.at(span, &error.to_string()),
                 }
             })
+    }
+
+    /// `unix_socket_mode` (octal, default 0660 as php-fpm's `listen.mode`) and
+    /// `unix_socket_group` (a name or gid, looked up now) for the unix sockets of `listen`.
+    pub(super) fn unix_socket(
+        &self,
+        mode: Option<&Spanned<String>>,
+        group: Option<&Spanned<String>>,
+    ) -> Result<UnixSocket, ConfigError> {
+        let mode = match mode {
+            None => 0o660,
+            Some(text) => u32::from_str_radix(text.get_ref().trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|mode| *mode <= 0o777)
+                .ok_or_else(|| self.spanned_error(text.span(), "not a mode like \"0660\""))?,
+        };
+        let group = match group {
+            None => None,
+            Some(name) => {
+                let text = name.get_ref();
+                let found = match text.parse::<u32>() {
+                    Ok(gid) => nix::unistd::Group::from_gid(gid.into()),
+                    Err(_) => nix::unistd::Group::from_name(text),
+                };
+                match found {
+                    Ok(Some(group)) => Some(group.gid.as_raw()),
+                    _ => return Err(self.spanned_error(name.span(), format!("no group `{text}`"))),
+                }
+            }
+        };
+        Ok(UnixSocket { mode, group })
     }
 
     /// `--document-root` (relative to the current directory), else `document_root`

@@ -17,6 +17,7 @@ use toml::Spanned;
 
 use super::server::OneOrMany;
 use super::source::{ConfigError, Validator};
+use crate::cli::ListenAddr;
 
 /// The TLS listeners and what they present.
 #[derive(Clone)]
@@ -51,7 +52,17 @@ impl Validator<'_> {
         let Some(raw) = raw else {
             return Ok(None);
         };
-        let listen = self.addresses(&raw.listen)?;
+        let listen = self
+            .addresses(&raw.listen)?
+            .into_iter()
+            .map(|addr| match addr {
+                ListenAddr::Tcp(addr) => Ok(addr),
+                ListenAddr::Unix(_) => Err(self.spanned_error(
+                    raw.listen.span(),
+                    "TLS listens on TCP addresses; a unix socket is for a proxy on this host",
+                )),
+            })
+            .collect::<Result<_, _>>()?;
         let base = self.base_dir();
         let certificate = base.join(raw.certificate.get_ref());
         let key = base.join(raw.key.get_ref());

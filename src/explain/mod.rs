@@ -121,7 +121,7 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
     // As the gateway reads them: a trusted proxy may name the client, scheme and host.
     let forwarded = forwarded::read(
         &request.headers,
-        exchange.client.ip(),
+        Some(exchange.client.ip()),
         &config.trusted_proxies,
     );
     let info = meta::RequestInfo {

@@ -1,33 +1,142 @@
-//! A socket Portico accepts connections on, and whether they speak TLS (`[tls]`) or plain
-//! HTTP.
+//! A socket Portico accepts connections on: TCP speaking plain HTTP (HTTP/1.1, h2c) or TLS
+//! (`[tls]`), or a unix socket for a front proxy on the same host.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
+
+use crate::connection::Stream;
 
 pub struct Listener {
-    pub(super) socket: TcpListener,
+    socket: Socket,
     pub(super) tls: bool,
 }
+
+enum Socket {
+    Tcp(TcpListener),
+    /// Removed from the file system when the listener is dropped.
+    Unix {
+        listener: UnixListener,
+        path: PathBuf,
+    },
+}
+
+/// Who is on each end of an accepted connection.
+pub(super) struct Ends {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub unix: bool,
+}
+
+/// A unix socket's peer has no network address, and RFC 3875 §4.1.8 wants one in
+/// REMOTE_ADDR: it is on this host, so the loopback's. SERVER_PORT is plain HTTP's; a
+/// trusted proxy's X-Forwarded-* (`trusted_proxies = ["unix"]`) say what the client used.
+const UNIX_REMOTE: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+const UNIX_LOCAL: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 80);
 
 impl Listener {
     /// Plain HTTP/1.1 and h2c.
     pub fn plain(socket: TcpListener) -> Listener {
-        Listener { socket, tls: false }
+        Listener {
+            socket: Socket::Tcp(socket),
+            tls: false,
+        }
     }
 
     /// TLS, with the certificate of `[tls]` in the config in force.
     pub fn tls(socket: TcpListener) -> Listener {
-        Listener { socket, tls: true }
+        Listener {
+            socket: Socket::Tcp(socket),
+            tls: true,
+        }
     }
 
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+    /// Binds a unix socket at `path` with permissions `mode` and, when given, group
+    /// `group`. A socket file left by a server that is gone is replaced; one that a live
+    /// server answers on, or a file that is no socket, is an error.
+    pub fn unix(path: &Path, mode: u32, group: Option<u32>) -> io::Result<Listener> {
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if !meta.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "a file that is not a socket is in the way",
+                ));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    "another server is listening on it",
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        let listener = UnixListener::bind(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        if let Some(gid) = group {
+            std::os::unix::fs::lchown(path, None, Some(gid))?;
+        }
+        Ok(Listener {
+            socket: Socket::Unix {
+                listener,
+                path: path.to_owned(),
+            },
+            tls: false,
+        })
     }
 
-    /// `https` or `http`, for the `listening on` line.
-    pub fn scheme(&self) -> &'static str {
-        if self.tls { "https" } else { "http" }
+    /// Where it listens, as the `listening on` line says it.
+    pub fn describe(&self) -> String {
+        match &self.socket {
+            Socket::Tcp(socket) => match socket.local_addr() {
+                Ok(addr) if self.tls => format!("https://{addr}"),
+                Ok(addr) => format!("http://{addr}"),
+                Err(_) => "an unknown address".into(),
+            },
+            Socket::Unix { path, .. } => format!("unix:{}", path.display()),
+        }
+    }
+
+    /// The TCP address, for a TCP listener.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &self.socket {
+            Socket::Tcp(socket) => socket.local_addr().ok(),
+            Socket::Unix { .. } => None,
+        }
+    }
+
+    pub(super) async fn accept(&self) -> io::Result<(Stream, Ends)> {
+        match &self.socket {
+            Socket::Tcp(socket) => {
+                let (stream, remote) = socket.accept().await?;
+                let local = stream.local_addr()?;
+                let _ = stream.set_nodelay(true);
+                let ends = Ends {
+                    remote,
+                    local,
+                    unix: false,
+                };
+                Ok((Stream::Tcp(stream), ends))
+            }
+            Socket::Unix { listener, .. } => {
+                let (stream, _) = listener.accept().await?;
+                let ends = Ends {
+                    remote: UNIX_REMOTE,
+                    local: UNIX_LOCAL,
+                    unix: true,
+                };
+                Ok((Stream::Unix(stream), ends))
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Socket::Unix { path, .. } = &self.socket {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }

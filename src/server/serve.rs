@@ -109,8 +109,8 @@ pub(super) async fn serve(
                     _ = stop.cancelled() => break,
                 };
                 let Ok(slot) = slot else { break };
-                let (stream, remote) = tokio::select! {
-                    accepted = listener.socket.accept() => match accepted {
+                let (stream, ends) = tokio::select! {
+                    accepted = listener.accept() => match accepted {
                         Ok(pair) => pair,
                         Err(error) => {
                             // EMFILE and the like: back off instead of spinning.
@@ -121,10 +121,7 @@ pub(super) async fn serve(
                     },
                     _ = stop.cancelled() => break,
                 };
-                let Ok(local) = stream.local_addr() else {
-                    continue;
-                };
-                let _ = stream.set_nodelay(true);
+                let remote = ends.remote;
                 let (io, takeover, closer) = Connection::new(stream, timeouts);
                 let tls = listener
                     .tls
@@ -135,7 +132,8 @@ pub(super) async fn serve(
                     });
                 let peer = Peer {
                     remote,
-                    local,
+                    local: ends.local,
+                    unix: ends.unix,
                     forwarded: Default::default(),
                     tls: tls.is_some(),
                     // An NPH script's raw bytes cannot go under TLS: its head is parsed.

@@ -2,7 +2,8 @@
 //! server of a web server in front: the script sees the client's address and scheme as
 //! nginx saw them, an `X-Forwarded-For` the client wrote itself is not believed, an upload
 //! and a streamed response pass through unbuffered. The client is curl, bound to
-//! 127.0.0.2 so that it is no trusted proxy (only nginx, on 127.0.0.1, is).
+//! 127.0.0.2 so that it is no trusted proxy (only nginx, on 127.0.0.1, is). nginx also
+//! reaches Portico over a unix socket, trusted as `"unix"`.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -10,7 +11,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Fixture, wait_until};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use crate::harness::{Fixture, Portico, wait_until};
 
 /// nginx in front of `upstream`, on a port of its own; killed on drop.
 struct Nginx {
@@ -19,7 +22,8 @@ struct Nginx {
 }
 
 impl Nginx {
-    fn start(dir: &Path, upstream: std::net::SocketAddr) -> Nginx {
+    /// `upstream` as `proxy_pass` takes it: `127.0.0.1:8080`, or `unix:/path:`.
+    fn start(dir: &Path, upstream: &str) -> Nginx {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -104,7 +108,7 @@ fn behind_nginx_the_script_sees_the_client_and_bodies_stream_both_ways() {
         &[],
     );
     let nginx_dir = fx.dir("nginx");
-    let nginx = Nginx::start(&nginx_dir, portico.addr());
+    let nginx = Nginx::start(&nginx_dir, &portico.addr().to_string());
     let base = format!("http://127.0.0.1:{}", nginx.port);
 
     let shown = output(curl(
@@ -140,4 +144,149 @@ fn behind_nginx_the_script_sees_the_client_and_bodies_stream_both_ways() {
     stdout.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "second\n");
     stream.wait().unwrap();
+}
+
+#[test]
+fn behind_nginx_over_a_unix_socket_the_script_sees_the_client_nginx_saw() {
+    let fx = Fixture::new();
+    fx.script(
+        "show",
+        "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\n\
+         printf 'REMOTE_ADDR=%s\\nREQUEST_SCHEME=%s\\n' \"$REMOTE_ADDR\" \"$REQUEST_SCHEME\"\n",
+    );
+    // Reads the whole body before it answers, as CGI.pm and PHP do: nginx sends no more of
+    // a request body once the response head has come, so a script that answers first
+    // stalls once the body outgrows the socket's buffers (smaller for unix sockets).
+    fx.script(
+        "count",
+        "#!/bin/sh\nn=$(wc -c | tr -d ' ')\nprintf 'Content-Type: text/plain\\r\\n\\r\\n%s\\n' \"$n\"\n",
+    );
+    let socket = fx.path("portico.sock");
+    // A socket file left by a server that died is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+    let config = fx.config(
+        "listen = ['127.0.0.1:0', 'unix:portico.sock']\ntrusted_proxies = ['unix']\n\
+         [[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n",
+    );
+    let mut portico = Portico::launch()
+        .arg("--config")
+        .arg(config)
+        .listen_from_config(1)
+        .start();
+    portico.wait_for_log(
+        &format!("listening on unix:{}", socket.display()),
+        Duration::from_secs(5),
+    );
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660, "php-fpm's default listen.mode");
+
+    let nginx_dir = fx.dir("nginx");
+    let nginx = Nginx::start(&nginx_dir, &format!("unix:{}:", socket.display()));
+    let base = format!("http://127.0.0.1:{}", nginx.port);
+    let shown = output(curl(
+        &["-H", "X-Forwarded-For: 6.6.6.6"],
+        &format!("{base}/cgi-bin/show"),
+    ));
+    assert!(shown.contains("REMOTE_ADDR=127.0.0.2\n"), "{shown}");
+    assert!(shown.contains("REQUEST_SCHEME=http\n"), "{shown}");
+    let body = fx.file("upload", &"y".repeat(3_000_000), 0o644);
+    let counted = output(curl(
+        &["--data-binary", &format!("@{}", body.display())],
+        &format!("{base}/cgi-bin/count"),
+    ));
+    assert_eq!(
+        counted,
+        "3000000\n",
+        "{}\n{}",
+        portico.log(),
+        std::fs::read_to_string(nginx_dir.join("error.log")).unwrap_or_default()
+    );
+
+    // Over TCP, 127.0.0.1 is no trusted proxy here: its X-Forwarded-For is not believed.
+    let direct = portico
+        .send(&crate::http::Request::get("/cgi-bin/show").header("X-Forwarded-For", "6.6.6.6"));
+    assert!(
+        direct.text().contains("REMOTE_ADDR=127.0.0.1\n"),
+        "{}",
+        direct.text()
+    );
+
+    // A clean stop removes the socket file.
+    portico.sigterm();
+    portico.wait_exit(Duration::from_secs(10));
+    assert!(!socket.exists(), "the socket file is left behind");
+}
+
+#[test]
+fn a_unix_socket_takes_its_mode_and_group_and_never_replaces_a_live_one_or_a_file() {
+    let fx = Fixture::new();
+    fx.script("hello", crate::scripts::HELLO);
+    let config = "listen = ['127.0.0.1:0', 'unix:p.sock']\nunix_socket_mode = '0600'\n\
+                  unix_socket_group = '0'\n[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n";
+    let first = Portico::launch()
+        .arg("--config")
+        .arg(fx.config(config))
+        .listen_from_config(1)
+        .start();
+    let meta = std::fs::metadata(fx.path("p.sock")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_eq!(meta.gid(), 0);
+    let mut raw = std::os::unix::net::UnixStream::connect(fx.path("p.sock")).unwrap();
+    std::io::Write::write_all(
+        &mut raw,
+        b"GET /cgi-bin/hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.ends_with("hello\n"),
+        "{answer}"
+    );
+
+    // A second server on the same path: refused, the first one's socket untouched.
+    let outcome = crate::harness::run_portico(
+        &["serve", "--config", fx.config(config).to_str().unwrap()],
+        fx.root(),
+        Duration::from_secs(10),
+    );
+    assert_ne!(outcome.code, Some(0));
+    assert!(
+        outcome.stderr.contains("another server is listening on it"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(std::os::unix::net::UnixStream::connect(fx.path("p.sock")).is_ok());
+    drop(first);
+
+    // A regular file in the way is never removed.
+    std::fs::remove_file(fx.path("p.sock")).unwrap();
+    std::fs::write(fx.path("p.sock"), "data").unwrap();
+    let outcome = crate::harness::run_portico(
+        &["serve", "--config", fx.config(config).to_str().unwrap()],
+        fx.root(),
+        Duration::from_secs(10),
+    );
+    assert!(
+        outcome.stderr.contains("not a socket"),
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(std::fs::read_to_string(fx.path("p.sock")).unwrap(), "data");
+
+    // A bad mode or group names its line and key.
+    let bad = fx.check("unix_socket_mode = '999'\n[[cgi]]\nmount = '/c'\ndir = 'cgi-bin'\n");
+    assert_eq!(bad.code, Some(2));
+    assert!(
+        bad.stderr.contains(":1") && bad.stderr.contains("unix_socket_mode"),
+        "{}",
+        bad.stderr
+    );
+    let bad =
+        fx.check("unix_socket_group = 'no-such-group-x'\n[[cgi]]\nmount = '/c'\ndir = 'cgi-bin'\n");
+    assert!(
+        bad.stderr.contains("unix_socket_group") && bad.stderr.contains("no group"),
+        "{}",
+        bad.stderr
+    );
 }

@@ -29,18 +29,21 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use http_body_util::BodyStream;
 use tokio::io::AsyncRead;
-use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
 use crate::body::ResponseBody;
 
+mod socket;
+
+pub use socket::Stream;
+use socket::{ReadHalf, WriteHalf};
+
 /// The socket as hyper sees it.
 pub struct Connection {
     /// Read through tokio's `AsyncRead`, which counts a short read as the socket drained
     /// and so saves the `EAGAIN` read after every request.
-    read: OwnedReadHalf,
+    read: ReadHalf,
     shared: Arc<Shared>,
     /// Armed when a write finds the socket full; a write that makes progress disarms it.
     stalled: Option<Pin<Box<Sleep>>>,
@@ -51,7 +54,7 @@ pub struct Connection {
 struct Shared {
     /// Dropped in `Drop for Shared`, where tokio's shutdown-on-drop is skipped when the
     /// write side is already shut down.
-    write: ManuallyDrop<OwnedWriteHalf>,
+    write: ManuallyDrop<WriteHalf>,
     taken_over: AtomicBool,
     /// A read returned end-of-file: the client closed its side, so no request byte can be
     /// left unread and closing cannot provoke a reset.
@@ -65,8 +68,8 @@ struct Shared {
 }
 
 impl Shared {
-    fn stream(&self) -> &TcpStream {
-        (*self.write).as_ref()
+    fn stream(&self) -> &WriteHalf {
+        &self.write
     }
 
     fn shutdown_write(&self) {
@@ -133,7 +136,7 @@ impl Connection {
     /// `timeouts`: how long the client has to send its first byte (hyper's header read
     /// timeout starts only once the HTTP version is known), and how long a write may wait
     /// for a client that does not read.
-    pub fn new(stream: TcpStream, timeouts: Timeouts) -> (Connection, Takeover, Closer) {
+    pub fn new(stream: Stream, timeouts: Timeouts) -> (Connection, Takeover, Closer) {
         let send_timeout = timeouts.send;
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
@@ -221,7 +224,7 @@ impl Closer {
 
 impl Lingering {
     /// Reads and discards until end-of-file, an error, or a bound.
-    async fn drain(self, stream: &TcpStream) -> Option<CutOff> {
+    async fn drain(self, stream: &WriteHalf) -> Option<CutOff> {
         let deadline = Instant::now() + self.time;
         let mut discard = Vec::new();
         let mut drained = 0u64;
@@ -256,7 +259,7 @@ impl Lingering {
 }
 
 /// Writes all of `bytes`, giving up when the client takes nothing for `timeout`.
-async fn write_all(stream: &TcpStream, mut bytes: &[u8], timeout: Duration) -> io::Result<()> {
+async fn write_all(stream: &WriteHalf, mut bytes: &[u8], timeout: Duration) -> io::Result<()> {
     while !bytes.is_empty() {
         tokio::time::timeout(timeout, stream.writable())
             .await
