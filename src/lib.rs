@@ -53,4 +53,5 @@ pub mod router;
 pub mod server;
 pub mod status;
 pub mod supervisor;
+pub mod systemd;
 pub mod wsgi;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use clap::Parser;
 use portico::cli::{Cli, Command, ListenAddr, LogFormat, ServeArgs};
 use portico::server::Listener;
-use portico::{config, server};
+use portico::{config, server, systemd};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
@@ -81,6 +81,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     init_logging(args.log_level.as_deref(), config.log_format);
+    // SAFETY: no other thread exists yet (the runtime starts below).
+    let inherited = match unsafe { portico::systemd::take_listen_fds() } {
+        Ok(inherited) => inherited,
+        Err(error) => {
+            eprintln!("error: cannot take the sockets systemd passed: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     // The blocking pool runs file spooling, and CGI spawns when there is one runtime thread:
     // a few threads per CPU are enough and each one costs memory.
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -113,28 +121,36 @@ fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let mut listeners = Vec::new();
-        let tls = config.tls.iter().flat_map(|tls| &tls.listen);
-        let plain = config.listen.iter().map(|addr| (addr.clone(), false));
-        for (addr, is_tls) in plain.chain(tls.map(|addr| (ListenAddr::Tcp(*addr), true))) {
-            let bound = match &addr {
-                ListenAddr::Tcp(tcp) => TcpListener::bind(tcp).await.map(|socket| match is_tls {
-                    true => Listener::tls(socket),
-                    false => Listener::plain(socket),
-                }),
-                ListenAddr::Unix(path) => {
-                    let unix = config.unix_socket;
-                    Listener::unix(path, unix.mode, unix.group)
-                }
-            };
-            match bound {
-                Ok(listener) => listeners.push(listener),
-                Err(error) => {
+        let listeners = if inherited.is_empty() {
+            match bind(&config).await {
+                Ok(listeners) => listeners,
+                Err((addr, error)) => {
                     eprintln!("error: cannot listen on {addr}: {error}");
                     return ExitCode::FAILURE;
                 }
             }
-        }
+        } else {
+            // Socket activation: the unit's sockets replace `listen` and `[tls] listen`.
+            let mut listeners = Vec::new();
+            for socket in inherited {
+                let tls = socket.name == "https";
+                if tls && config.tls.is_none() {
+                    eprintln!("error: systemd passed a socket named https, and there is no [tls]");
+                    return ExitCode::FAILURE;
+                }
+                match Listener::inherited(socket.fd, tls) {
+                    Ok(listener) => listeners.push(listener),
+                    Err(error) => {
+                        eprintln!(
+                            "error: cannot serve the socket `{}` systemd passed: {error}",
+                            socket.name
+                        );
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            listeners
+        };
         // Bound, so a privileged port is held: nothing after this needs root.
         if let Some(run_as) = &config.run_as {
             if let Err(error) = run_as.switch() {
@@ -152,6 +168,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                 LogFormat::Json => eprintln!("{}", listening_json(&line, &listener.describe())),
             }
         }
+        portico::systemd::notify(portico::systemd::State::Ready);
         let reloads = match reload_on_hangup(args.clone()) {
             Ok(reloads) => reloads,
             Err(error) => {
@@ -167,6 +184,27 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// Binds `listen` and `[tls] listen`; the address that failed, and why.
+async fn bind(config: &config::Config) -> Result<Vec<Listener>, (ListenAddr, std::io::Error)> {
+    let mut listeners = Vec::new();
+    let tls = config.tls.iter().flat_map(|tls| &tls.listen);
+    let plain = config.listen.iter().map(|addr| (addr.clone(), false));
+    for (addr, is_tls) in plain.chain(tls.map(|addr| (ListenAddr::Tcp(*addr), true))) {
+        let bound = match &addr {
+            ListenAddr::Tcp(tcp) => TcpListener::bind(tcp).await.map(|socket| match is_tls {
+                true => Listener::tls(socket),
+                false => Listener::plain(socket),
+            }),
+            ListenAddr::Unix(path) => {
+                let unix = config.unix_socket;
+                Listener::unix(path, unix.mode, unix.group)
+            }
+        };
+        listeners.push(bound.map_err(|error| (addr, error))?);
+    }
+    Ok(listeners)
 }
 
 /// `--log-level` if given, else RUST_LOG, else `info`; as text or JSON lines.
@@ -201,6 +239,7 @@ fn reload_on_hangup(args: ServeArgs) -> std::io::Result<mpsc::Receiver<Arc<confi
     tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             tracing::info!("SIGHUP: reloading the config");
+            systemd::notify(systemd::State::Reloading);
             match config::load(&args) {
                 Ok(config) => {
                     if tx.send(Arc::new(config)).await.is_err() {
@@ -209,6 +248,7 @@ fn reload_on_hangup(args: ServeArgs) -> std::io::Result<mpsc::Receiver<Arc<confi
                 }
                 Err(error) => tracing::error!("config reload refused: {error}"),
             }
+            systemd::notify(systemd::State::Ready);
         }
     });
     Ok(rx)
@@ -224,6 +264,7 @@ fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
+        systemd::notify(systemd::State::Stopping);
     })
 }
 

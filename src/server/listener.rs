@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -17,10 +18,11 @@ pub struct Listener {
 
 enum Socket {
     Tcp(TcpListener),
-    /// Removed from the file system when the listener is dropped.
+    /// `path` is removed from the file system when the listener is dropped; a socket
+    /// handed over by systemd has none (its unit owns the file).
     Unix {
         listener: UnixListener,
-        path: PathBuf,
+        path: Option<PathBuf>,
     },
 }
 
@@ -81,10 +83,50 @@ impl Listener {
         Ok(Listener {
             socket: Socket::Unix {
                 listener,
-                path: path.to_owned(),
+                path: Some(path.to_owned()),
             },
             tls: false,
         })
+    }
+
+    /// A listening socket handed over by systemd (socket activation), TCP or unix as it
+    /// turns out to be; `tls` for one its unit named `https`.
+    pub fn inherited(fd: OwnedFd, tls: bool) -> io::Result<Listener> {
+        // SAFETY: getsockname fills at most `len` bytes of the local storage.
+        let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        let got = unsafe { libc::getsockname(fd.as_raw_fd(), (&raw mut storage).cast(), &mut len) };
+        if got != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let socket = match i32::from(storage.ss_family) {
+            libc::AF_UNIX => {
+                let std = std::os::unix::net::UnixListener::from(fd);
+                std.set_nonblocking(true)?;
+                Socket::Unix {
+                    listener: UnixListener::from_std(std)?,
+                    path: None,
+                }
+            }
+            libc::AF_INET | libc::AF_INET6 => {
+                let std = std::net::TcpListener::from(fd);
+                std.set_nonblocking(true)?;
+                Socket::Tcp(TcpListener::from_std(std)?)
+            }
+            family => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("not a TCP or unix stream socket (family {family})"),
+                ));
+            }
+        };
+        if tls && matches!(socket, Socket::Unix { .. }) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "TLS listens on TCP sockets only",
+            ));
+        }
+        Ok(Listener { socket, tls })
     }
 
     /// Where it listens, as the `listening on` line says it.
@@ -95,7 +137,16 @@ impl Listener {
                 Ok(addr) => format!("http://{addr}"),
                 Err(_) => "an unknown address".into(),
             },
-            Socket::Unix { path, .. } => format!("unix:{}", path.display()),
+            Socket::Unix {
+                path: Some(path), ..
+            } => format!("unix:{}", path.display()),
+            Socket::Unix { listener, .. } => match listener.local_addr() {
+                Ok(addr) => match addr.as_pathname() {
+                    Some(path) => format!("unix:{}", path.display()),
+                    None => "an unnamed unix socket".into(),
+                },
+                Err(_) => "a unix socket".into(),
+            },
         }
     }
 
@@ -135,7 +186,10 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Socket::Unix { path, .. } = &self.socket {
+        if let Socket::Unix {
+            path: Some(path), ..
+        } = &self.socket
+        {
             let _ = std::fs::remove_file(path);
         }
     }

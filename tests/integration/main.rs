@@ -95,6 +95,7 @@ mod shutdown;
 mod smuggling;
 mod streaming;
 mod suexec;
+mod systemd;
 mod tls;
 mod traversal;
 mod upstreams;
