@@ -1,18 +1,25 @@
-//! Micro-benchmarks of the pure code every request runs: building the meta-variables,
-//! parsing a response head, and the FastCGI codec (params and records, both ways).
-//! `cargo bench --bench hot_paths`.
+//! Micro-benchmarks of the code every request runs: building the meta-variables, parsing
+//! a response head, the FastCGI codec (params and records, both ways), and what the status
+//! page costs a request (its in-flight row, its mount's traffic), alone and from two
+//! threads at once. `cargo bench --bench hot_paths`.
 
 use std::ffi::OsStr;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, Method, Uri, Version};
-use portico::config::{CgiMount, Config};
+use portico::config::{CgiMount, Config, Upstream};
+use portico::fastcgi::in_flight::{self, InFlight};
 use portico::fastcgi::params::{decode_pairs, encode_pair};
+use portico::fastcgi::pool::Endpoint;
 use portico::fastcgi::record::{self, Kind, RecordCodec};
 use portico::meta;
+use portico::request_id::RequestId;
+use portico::traffic::Traffic;
 use tokio_util::codec::Decoder;
 
 fn config() -> Config {
@@ -25,6 +32,7 @@ fn config() -> Config {
             pass_authorization: false,
             interpreters: vec![],
             suexec: false,
+            authorizer: None,
         }],
         ..Default::default()
     }
@@ -146,5 +154,57 @@ fn fastcgi_codec(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, meta_variables, response_head, fastcgi_codec);
+/// Runs `work` `iters` times on this thread while another thread does the same, each on
+/// what `make` gives it, and times this thread's share: the cost with another core busy
+/// with the same mount.
+fn two_threads<T>(iters: u64, make: impl Fn() -> T + Sync, work: impl Fn(&T) + Sync) -> Duration {
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mine = make();
+            (0..iters).for_each(|_| work(&mine));
+        });
+        let mine = make();
+        let start = Instant::now();
+        (0..iters).for_each(|_| work(&mine));
+        start.elapsed()
+    })
+}
+
+fn status_counters(c: &mut Criterion) {
+    let endpoint = Arc::new(Endpoint::new(
+        Upstream::Tcp("127.0.0.1:9000".into()),
+        Some(8),
+        8,
+    ));
+    // A request's own path and id, and the endpoint every request of the mount shares.
+    let request = || in_flight::Request {
+        method: Method::GET,
+        path: "/app/hello".into(),
+        client: "127.0.0.1".parse().unwrap(),
+        id: RequestId::new(),
+        started: Instant::now(),
+        endpoint: endpoint.clone(),
+    };
+    let table = InFlight::default();
+    let row = |request: &in_flight::Request| drop(black_box(table.enter(request.clone())));
+    let one = request();
+    c.bench_function("in-flight row entered and left", |b| b.iter(|| row(&one)));
+    c.bench_function("in-flight row entered and left (2 threads)", |b| {
+        b.iter_custom(|iters| two_threads(iters, request, row))
+    });
+    let traffic = Traffic::default();
+    let count = |_: &()| traffic.record(black_box(Duration::from_micros(300)), black_box(6));
+    c.bench_function("traffic counted", |b| b.iter(|| count(&())));
+    c.bench_function("traffic counted (2 threads)", |b| {
+        b.iter_custom(|iters| two_threads(iters, || (), count))
+    });
+}
+
+criterion_group!(
+    benches,
+    meta_variables,
+    response_head,
+    fastcgi_codec,
+    status_counters
+);
 criterion_main!(benches);

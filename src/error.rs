@@ -98,6 +98,8 @@ pub enum Error {
     UpstreamClosed,
     #[error("the FastCGI upstream broke the protocol")]
     Protocol(#[source] Cause),
+    #[error("the FastCGI authorizer failed: {0}")]
+    Authorizer(&'static str),
     #[error("the application is stopped: {0}")]
     AppStopped(String),
     #[error("no valid credentials for realm {0:?}")]
@@ -128,7 +130,8 @@ impl Error {
             | Error::RedirectLoop(_)
             | Error::Upstream(_)
             | Error::UpstreamClosed
-            | Error::Protocol(_) => StatusCode::BAD_GATEWAY,
+            | Error::Protocol(_)
+            | Error::Authorizer(_) => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
             // nginx's 499: only ever logged, there is nobody left to answer.
@@ -156,6 +159,7 @@ impl Error {
             | Error::Upstream(_)
             | Error::UpstreamClosed
             | Error::Protocol(_)
+            | Error::Authorizer(_)
             | Error::AppStopped(_) => Side::Script,
             Error::Overloaded | Error::Spool(_) | Error::ShuttingDown => Side::Gateway,
         }

@@ -25,7 +25,8 @@
 //!    restarts, recycles and scales the workers Portico runs.
 //! 5. WSGI: [`wsgi`]: a `[[wsgi]]` mount becomes a launched FastCGI app running the
 //!    adapter built into the binary; `wsgi::environ` shows the environ it builds.
-//! 6. The windows and tools: [`status`], [`access_log`], [`privileges`]; [`explain`] and
+//! 6. The windows and tools: [`status`] (with [`traffic`] and [`children`]), [`metrics`],
+//!    [`access_log`], [`privileges`]; [`explain`] and
 //!    [`bench`](mod@bench) use only the public surface.
 //! 7. [`error`]: the request-path error, its status and whose fault it is.
 
@@ -54,4 +55,5 @@ pub mod server;
 pub mod status;
 pub mod supervisor;
 pub mod systemd;
+pub mod traffic;
 pub mod wsgi;

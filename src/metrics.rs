@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use http::Method;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -19,6 +20,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::traffic::Traffic;
 
 /// The process's metrics.
 pub fn metrics() -> &'static Metrics {
@@ -97,14 +100,16 @@ pub struct ConnectionLabels {
 const METHODS: [&str; 4] = ["GET", "HEAD", "POST", "other"];
 const STATUSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 
-/// One mount's request counters, by method class and status class, and its durations.
+/// One mount's request counters, by method class and status class, and its durations;
+/// and its traffic as the status page shows it.
 pub struct MountMetrics {
     requests: [[Counter; STATUSES.len()]; METHODS.len()],
     duration: Histogram,
+    pub traffic: Traffic,
 }
 
 impl MountMetrics {
-    pub fn record(&self, method: &Method, status: u16, seconds: f64) {
+    pub fn record(&self, method: &Method, status: u16, bytes: u64, duration: Duration) {
         let method = match *method {
             Method::GET => 0,
             Method::HEAD => 1,
@@ -113,7 +118,8 @@ impl MountMetrics {
         };
         let status = usize::from(status.clamp(100, 599) / 100 - 1);
         self.requests[method][status].inc();
-        self.duration.observe(seconds);
+        self.duration.observe(duration.as_secs_f64());
+        self.traffic.record(duration, bytes);
     }
 }
 
@@ -241,9 +247,20 @@ impl Metrics {
                 mount: mount.to_owned(),
             })
             .clone();
-        let made = Arc::new(MountMetrics { requests, duration });
+        let made = Arc::new(MountMetrics {
+            requests,
+            duration,
+            traffic: Traffic::default(),
+        });
         mounts.insert(mount.to_owned(), made.clone());
         made
+    }
+
+    /// Every mount that has counters, by name: `""` is the requests answered before a
+    /// mount took them.
+    pub fn mounts(&self) -> Vec<(String, Arc<MountMetrics>)> {
+        let mounts = self.mounts.lock().unwrap_or_else(|e| e.into_inner());
+        mounts.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Requests answered since the process started, over every mount.
@@ -273,9 +290,9 @@ mod tests {
     fn a_mounts_requests_are_counted_by_method_and_status_class() {
         let metrics = Metrics::new();
         let m = metrics.mount("/m");
-        m.record(&Method::GET, 200, 0.002);
-        m.record(&Method::GET, 204, 0.002);
-        m.record(&Method::DELETE, 503, 0.5);
+        m.record(&Method::GET, 200, 10, Duration::from_millis(2));
+        m.record(&Method::GET, 204, 0, Duration::from_millis(2));
+        m.record(&Method::DELETE, 503, 20, Duration::from_millis(500));
         assert!(Arc::ptr_eq(&m, &metrics.mount("/m")));
         let text = metrics.encode();
         let line = |labels: &str| {
@@ -299,5 +316,8 @@ mod tests {
             text.contains(r#"portico_request_duration_seconds_count{mount="/m"} 3"#),
             "{text}"
         );
+        let traffic = m.traffic.summary();
+        assert_eq!((traffic.requests, traffic.bytes), (3, 30));
+        assert_eq!(traffic.recent_requests, 3);
     }
 }

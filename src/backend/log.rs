@@ -7,6 +7,7 @@
 //! generation.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -73,7 +74,10 @@ pub enum Runner<'a> {
 pub struct RequestLine {
     pub id: crate::request_id::RequestId,
     pub method: Method,
-    pub path: String,
+    /// Shared with the status page's scoreboard while the request runs.
+    pub path: Arc<str>,
+    /// The client, as REMOTE_ADDR names it.
+    pub client: IpAddr,
     pub started: Instant,
     /// The access-log file's pending line, when there is a file.
     pub access: Option<Pending>,
@@ -105,7 +109,7 @@ impl RequestLine {
             access.finish(status, bytes);
         }
         if let Some(metrics) = &self.metrics {
-            metrics.record(&self.method, status, self.started.elapsed().as_secs_f64());
+            metrics.record(&self.method, status, bytes, self.started.elapsed());
         }
         let duration_ms = format_args!("{:.2}", self.started.elapsed().as_secs_f64() * 1000.0);
         let (id, method, path) = (&self.id, &self.method, &self.path);

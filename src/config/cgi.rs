@@ -34,6 +34,8 @@ pub struct CgiMount {
     pub interpreters: Vec<(String, Vec<OsString>)>,
     /// Apache suEXEC's file checks before a script runs (`router::suexec`).
     pub suexec: bool,
+    /// The FastCGI Authorizer asked before each script runs (`config::authorizer`).
+    pub authorizer: Option<Box<super::FastcgiMount>>,
 }
 
 impl CgiMount {
@@ -54,6 +56,7 @@ pub(super) struct RawCgi {
     auth: Option<RawAuth>,
     #[serde(default)]
     pass_authorization: bool,
+    authorizer: Option<super::authorizer::RawAuthorizer>,
     #[serde(default)]
     interpreters: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
@@ -87,6 +90,7 @@ impl Validator<'_> {
                 script: None,
                 auth: None,
                 pass_authorization: false,
+                authorizer: None,
                 interpreters: Vec::new(),
                 suexec: false,
             });
@@ -153,13 +157,14 @@ impl Validator<'_> {
         // Longest extension first, so ".tar.pl" would win over ".pl".
         interpreters.sort_by_key(|(ext, _)| std::cmp::Reverse(ext.len()));
         let mut cgi = CgiMount {
-            mount,
+            mount: mount.clone(),
             dir,
             script: None,
             auth: self.auth(raw.auth.as_ref())?,
             pass_authorization: raw.pass_authorization,
             interpreters,
             suexec: raw.suexec,
+            authorizer: self.authorizer(&mount, raw.mount.span(), raw.authorizer.as_ref())?,
         };
         if let Some((path, span)) = script {
             use std::os::unix::fs::PermissionsExt;

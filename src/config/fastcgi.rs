@@ -14,6 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::auth::RawAuth;
+use super::authorizer::RawAuthorizer;
 use super::limits::Limits;
 use super::source::{ConfigError, Validator};
 use super::value::{find_on_path, normalize_mount};
@@ -45,6 +46,8 @@ pub struct FastcgiMount {
     /// HTTP Basic authentication in front of the application.
     pub auth: Option<std::sync::Arc<crate::auth::BasicAuth>>,
     pub pass_authorization: bool,
+    /// The FastCGI Authorizer asked before each request (`config::authorizer`).
+    pub authorizer: Option<Box<FastcgiMount>>,
     pub connect_timeout: Duration,
     /// Deadline for the response head and for idle time between output chunks.
     pub read_timeout: Duration,
@@ -131,6 +134,7 @@ pub(super) struct RawFastcgi {
     auth: Option<RawAuth>,
     #[serde(default)]
     pass_authorization: bool,
+    authorizer: Option<RawAuthorizer>,
     connect_timeout_seconds: Option<Spanned<f64>>,
     read_timeout_seconds: Option<Spanned<f64>>,
 }
@@ -205,6 +209,7 @@ impl Validator<'_> {
             other => other.as_ref().map(|n| *n.get_ref()),
         };
         let d = Limits::default();
+        let authorizer = self.authorizer(&mount, raw.mount.span(), raw.authorizer.as_ref())?;
         Ok(FastcgiMount {
             mount,
             upstreams,
@@ -222,6 +227,7 @@ impl Validator<'_> {
                 .collect(),
             auth: self.auth(raw.auth.as_ref())?,
             pass_authorization: raw.pass_authorization,
+            authorizer,
             connect_timeout: self.seconds(
                 None,
                 &raw.connect_timeout_seconds,
@@ -231,7 +237,7 @@ impl Validator<'_> {
         })
     }
 
-    fn upstream(&self, spec: &Spanned<String>) -> Result<Upstream, ConfigError> {
+    pub(super) fn upstream(&self, spec: &Spanned<String>) -> Result<Upstream, ConfigError> {
         let text = spec.get_ref();
         if let Some(path) = text.strip_prefix("unix:") {
             return Ok(Upstream::Unix(self.base_dir().join(path)));

@@ -25,6 +25,7 @@ use crate::wsgi;
 
 mod access_log;
 mod auth;
+mod authorizer;
 mod cgi;
 mod env;
 pub(crate) mod fastcgi;
@@ -37,6 +38,7 @@ pub(crate) mod value;
 
 pub use access_log::AccessLogFile;
 use access_log::RawAccessLog;
+pub use authorizer::authorizer_name;
 pub use cgi::CgiMount;
 use cgi::RawCgi;
 use env::RawEnv;
@@ -87,6 +89,15 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// The TLS listeners and their certificate, when there are any.
     pub tls: Option<Tls>,
+}
+
+impl Config {
+    /// The FastCGI Authorizers of the mounts, each a FastCGI mount of its own that no
+    /// request is routed to: their pools and launched workers start with the mounts'.
+    pub fn authorizers(&self) -> impl Iterator<Item = &FastcgiMount> {
+        let cgi = self.cgi.iter().filter_map(|m| m.authorizer.as_deref());
+        cgi.chain(self.fastcgi.iter().filter_map(|m| m.authorizer.as_deref()))
+    }
 }
 
 /// Nothing listened on or mounted, every limit at its default, one thread: the base of a

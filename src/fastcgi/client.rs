@@ -27,6 +27,7 @@ impl FastCgi {
         let pools = config
             .fastcgi
             .iter()
+            .chain(config.authorizers())
             .map(|mount| (mount.mount.clone(), Arc::new(new_pool(mount))))
             .collect();
         FastCgi {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::params;
+use super::record::Role;
 use crate::backend::Request;
+use crate::config::FastcgiMount;
 use crate::error::Error;
 use crate::router;
 
@@ -18,6 +20,8 @@ pub struct Job {
     pub read_timeout: Duration,
     /// A launched app's `request_timeout`: past it the worker is stuck and replaced.
     pub request_timeout: Option<Duration>,
+    /// FCGI_RESPONDER, or FCGI_AUTHORIZER for a mount's authorizer (§6.3).
+    pub role: Role,
     /// The FCGI_PARAMS stream's content: meta-variables, then the mount's extra params.
     pub params: Bytes,
     pub request: Request,
@@ -45,8 +49,38 @@ impl Job {
             mount: mount.mount.clone(),
             read_timeout: mount.read_timeout,
             request_timeout: mount.launch.as_ref().and_then(|l| l.request_timeout),
+            role: Role::Responder,
             params,
             request,
+        })
+    }
+
+    /// The question for `authorizer` about `request` (FastCGI §6.3): its meta-variables
+    /// without CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME, and no body.
+    pub fn authorizer(authorizer: &FastcgiMount, mut request: Request) -> Result<Job, Error> {
+        request.meta.retain(|(name, _)| {
+            !matches!(
+                name.as_str(),
+                "CONTENT_LENGTH" | "PATH_INFO" | "PATH_TRANSLATED" | "SCRIPT_NAME"
+            )
+        });
+        let pairs = request
+            .meta
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
+        let params = params::encode_pairs(pairs)
+            .map_err(|_| Error::HeadersTooLarge)?
+            .freeze();
+        Ok(Job {
+            mount: authorizer.mount.clone(),
+            read_timeout: authorizer.read_timeout,
+            request_timeout: authorizer.launch.as_ref().and_then(|l| l.request_timeout),
+            role: Role::Authorizer,
+            params,
+            request: Request {
+                body: crate::body::RequestBody::None,
+                ..request
+            },
         })
     }
 }

@@ -21,12 +21,15 @@
 //! - `exchange`: the read side of one request and its end (log line, connection back);
 //! - `half`: a connection cut in two while a request is on it, joined again or aborted;
 //! - [`job`]: one request's job, its meta-variables encoded as FCGI_PARAMS;
+//! - [`in_flight`]: a mount's requests on their application now, for the status page;
 //! - [`client`]: the backend: a pool per mount and the requests in flight.
 
+pub mod authorizer;
 pub mod client;
 pub mod conn;
 mod exchange;
 mod half;
+pub mod in_flight;
 pub mod job;
 pub mod mux;
 pub mod params;

@@ -25,7 +25,7 @@ const INLINE_BODY_BYTES: usize = 16 * 1024;
 /// The write half of a connection while a request is being sent.
 pub enum Sending {
     /// Not written yet: the whole request is at hand.
-    Inline(Writer, u16, Bytes, RequestBody),
+    Inline(Writer, u16, Opening, RequestBody),
     Sent(Writer),
     Task(JoinHandle<io::Result<Writer>>),
     Failed,
@@ -34,13 +34,13 @@ pub enum Sending {
 impl Sending {
     /// Starts sending: a body already here is written by the reader itself (`Inline`), one
     /// still arriving from the client by a task of its own, while the response is read.
-    pub fn start(writer: Writer, id: u16, params: Bytes, body: RequestBody) -> Sending {
+    pub fn start(writer: Writer, id: u16, opening: Opening, body: RequestBody) -> Sending {
         match body {
-            body @ RequestBody::None => Sending::Inline(writer, id, params, body),
+            body @ RequestBody::None => Sending::Inline(writer, id, opening, body),
             RequestBody::Memory(bytes) if bytes.len() <= INLINE_BODY_BYTES => {
-                Sending::Inline(writer, id, params, RequestBody::Memory(bytes))
+                Sending::Inline(writer, id, opening, RequestBody::Memory(bytes))
             }
-            body => Sending::Task(tokio::spawn(write_request(writer, id, params, body))),
+            body => Sending::Task(tokio::spawn(write_request(writer, id, opening, body))),
         }
     }
 
@@ -71,24 +71,32 @@ impl Sending {
     }
 }
 
+/// What opens a request: the role asked of the app (FastCGI §5.1, §6) and the FCGI_PARAMS
+/// stream's content.
+#[derive(Clone)]
+pub struct Opening {
+    pub role: Role,
+    pub params: Bytes,
+}
+
 /// The request as it was before it was first sent, while it may still be sent again:
 /// only a body that is all in memory can be.
 pub struct Replay {
-    pub params: Bytes,
+    pub opening: Opening,
     pub body: RequestBody,
     /// RFC 9110 §9.2.2: sending it twice has the effect of sending it once.
     pub is_idempotent: bool,
 }
 
 impl Replay {
-    pub fn of(params: &Bytes, body: &RequestBody, method: &Method) -> Option<Replay> {
+    pub fn of(opening: &Opening, body: &RequestBody, method: &Method) -> Option<Replay> {
         let body = match body {
             RequestBody::None => RequestBody::None,
             RequestBody::Memory(bytes) => RequestBody::Memory(bytes.clone()),
             RequestBody::Stream { .. } | RequestBody::File { .. } => return None,
         };
         Some(Replay {
-            params: params.clone(),
+            opening: opening.clone(),
             body,
             is_idempotent: matches!(
                 *method,
@@ -108,7 +116,7 @@ impl Replay {
 pub async fn write_request(
     mut writer: Writer,
     id: u16,
-    params: Bytes,
+    opening: Opening,
     body: RequestBody,
 ) -> io::Result<Writer> {
     let mut out = BytesMut::with_capacity(4096);
@@ -116,9 +124,9 @@ pub async fn write_request(
         &mut out,
         Kind::BeginRequest,
         id,
-        &record::begin_request(Role::Responder, true),
+        &record::begin_request(opening.role, true),
     );
-    record::encode_stream(&mut out, Kind::Params, id, &params);
+    record::encode_stream(&mut out, Kind::Params, id, &opening.params);
     record::encode_stream(&mut out, Kind::Params, id, &[]);
     match body {
         RequestBody::None => {}
@@ -179,7 +187,10 @@ mod tests {
 
     #[test]
     fn only_a_body_in_memory_can_be_sent_again() {
-        let params = Bytes::from_static(b"params");
+        let params = Opening {
+            role: Role::Responder,
+            params: Bytes::from_static(b"params"),
+        };
         let memory = RequestBody::Memory(Bytes::from_static(b"body"));
         let replay = Replay::of(&params, &memory, &Method::POST).expect("replayable");
         assert!(!replay.is_idempotent);
@@ -208,7 +219,11 @@ mod tests {
             (Method::from_bytes(b"PROPFIND").expect("method"), false),
         ];
         for (method, idempotent) in cases {
-            let replay = Replay::of(&Bytes::new(), &RequestBody::None, &method).expect("replay");
+            let opening = Opening {
+                role: Role::Responder,
+                params: Bytes::new(),
+            };
+            let replay = Replay::of(&opening, &RequestBody::None, &method).expect("replay");
             assert_eq!(replay.is_idempotent, idempotent, "{method}");
         }
     }

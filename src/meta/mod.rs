@@ -138,6 +138,7 @@ mod tests {
                 script: None,
                 auth: None,
                 pass_authorization: false,
+                authorizer: None,
                 interpreters: vec![],
                 suexec: false,
             }],

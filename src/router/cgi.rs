@@ -192,6 +192,7 @@ pub(super) mod tests {
                 script: None,
                 auth: None,
                 pass_authorization: false,
+                authorizer: None,
                 interpreters: vec![(".pl".into(), vec!["perl".into()])],
                 suexec: false,
             }],
@@ -262,6 +263,7 @@ pub(super) mod tests {
             script: Some(bin.join(script)),
             auth: None,
             pass_authorization: false,
+            authorizer: None,
             interpreters: vec![(".pl".into(), vec!["perl".into()])],
             suexec: false,
         };

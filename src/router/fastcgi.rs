@@ -110,6 +110,7 @@ mod tests {
             params: vec![],
             auth: None,
             pass_authorization: false,
+            authorizer: None,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
         };

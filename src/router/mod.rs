@@ -19,4 +19,4 @@ mod suexec;
 
 pub use cgi::{Match, resolve};
 pub use fastcgi::{FastcgiMatch, resolve_fastcgi};
-pub use mount::auth_for;
+pub use mount::{auth_for, authorizer_for};

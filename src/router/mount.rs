@@ -19,6 +19,14 @@ pub fn auth_for<'c>(config: &'c Config, raw_path: &str) -> Option<&'c Arc<BasicA
     }
 }
 
+/// The FastCGI Authorizer of the mount that claims `raw_path`, if it has one.
+pub fn authorizer_for<'c>(config: &'c Config, raw_path: &str) -> Option<&'c FastcgiMount> {
+    match find_fastcgi_mount(config, raw_path) {
+        Some(mount) => mount.authorizer.as_deref(),
+        None => find_mount(config, raw_path).and_then(|(mount, _)| mount.authorizer.as_deref()),
+    }
+}
+
 /// The longest FastCGI mount whose path is a whole-segment prefix of `raw_path`.
 pub(super) fn find_fastcgi_mount<'c>(
     config: &'c Config,

@@ -110,6 +110,7 @@ pub(crate) fn fastcgi_mount(v: &Validator<'_>, raw: &RawWsgi) -> Result<FastcgiM
         params: Vec::new(),
         auth: None,
         pass_authorization: false,
+        authorizer: None,
         connect_timeout: Duration::from_secs(5),
         read_timeout: v.seconds(
             None,
@@ -117,6 +118,21 @@ pub(crate) fn fastcgi_mount(v: &Validator<'_>, raw: &RawWsgi) -> Result<FastcgiM
             Limits::default().script_head_timeout,
         )?,
     })
+}
+
+/// The callable a `[[wsgi]]` mount serves (`module:callable`), for the status page: read
+/// back from the command `fastcgi_mount` built, `python [--threads N] module:callable
+/// [path...]`. `None` for a mount that is not a `[[wsgi]]` one.
+pub fn app(mount: &FastcgiMount) -> Option<String> {
+    if !super::environ::is_wsgi(mount) {
+        return None;
+    }
+    let mut args = mount.launch.as_ref()?.command.iter().skip(1);
+    let mut arg = args.next()?;
+    if arg == "--threads" {
+        arg = args.nth(1)?;
+    }
+    Some(arg.to_string_lossy().into_owned())
 }
 
 #[cfg(test)]
@@ -154,6 +170,7 @@ mod tests {
             let args: Vec<OsString> = args.iter().map(OsString::from).collect();
             assert_eq!(launch.command[1..], args, "{extra}");
             assert_eq!(mount.max_connections, capacity, "{extra}");
+            assert_eq!(app(&mount).as_deref(), Some("app:application"), "{extra}");
         }
     }
 

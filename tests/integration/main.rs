@@ -46,6 +46,9 @@
 //!   body, stdout through the CGI head parser, stderr to the log.
 //! - `php`: php-fpm behind a `[[fastcgi]]` mount and php-cgi as a CGI interpreter.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
+//! - `status_page`: the status page's scoreboard (scripts and FastCGI/WSGI requests
+//!   running now), per-mount counts, rates and percentiles, and the page in Chromium.
+//! - `metrics`: the Prometheus metrics, scraped after a known mix of requests.
 //! - `fcgi_examples`: the repository's FastCGI hello examples (C, Python, Perl), launched
 //!   and as plain CGI, and the default `conf/portico.toml`.
 //! - `faults`: FastCGI apps that fail (closed kept connections, a full listen queue, a
@@ -56,6 +59,7 @@
 mod access_log;
 mod attacks;
 mod auth;
+mod authorizer;
 mod behind_nginx;
 mod bench;
 mod clients;
@@ -93,6 +97,7 @@ mod script_mount;
 mod scripts;
 mod shutdown;
 mod smuggling;
+mod status_page;
 mod streaming;
 mod suexec;
 mod systemd;

@@ -39,14 +39,6 @@ mod stdout;
 use report::Report;
 use stdout::declared_length;
 
-/// The client's address as the script sees it (REMOTE_ADDR), for the scoreboard.
-fn client(meta: &crate::meta::MetaVars) -> String {
-    meta.iter()
-        .find(|(name, _)| name == "REMOTE_ADDR")
-        .map(|(_, value)| value.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
 /// Reads of the body: large, so big responses take few wake-ups.
 const READ_CHUNK: usize = 64 * 1024;
 /// Reads of the head: most heads and many whole responses fit; a small first buffer keeps
@@ -106,8 +98,8 @@ impl Run {
         process.register(children::Role::Script(children::Script {
             script: job.script.clone(),
             method: job.request.line.method.to_string(),
-            path: job.request.line.path.clone(),
-            client: client(&job.request.meta),
+            path: job.request.line.path.to_string(),
+            client: job.request.line.client.to_string(),
             request_id: job.request.line.id.to_string(),
         }));
         let stdin_pump = match (feed, process.stdin.take()) {

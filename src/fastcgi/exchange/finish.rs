@@ -69,6 +69,7 @@ impl Exchange {
         }
         // The client's side ends here; tidying the connection up is not its business.
         self.body_tx = None;
+        self.in_flight = None;
         let (Some(conn), Some(sending)) = (self.conn.take(), self.sending.take()) else {
             return;
         };

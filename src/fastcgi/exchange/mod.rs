@@ -21,9 +21,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::half::{HalfConn, split};
+use super::in_flight;
 use super::job::Job;
 use super::pool::{Endpoint, Lease, Link, Pool};
-use super::send::{Replay, Sending};
+use super::send::{Opening, Replay, Sending};
 use crate::backend::{Owners, Reply, ReplySender, RequestLine, Stop};
 use crate::error::Error;
 
@@ -43,9 +44,13 @@ impl Exchange {
         // A kept connection may turn out closed by the app just as this request goes out:
         // then it is sent once more on a fresh one, if that cannot do harm.
         let line = job.request.line;
+        let opening = Opening {
+            role: job.role,
+            params: job.params,
+        };
         let replay = match &link {
             Link::Direct(conn) if conn.requests > 0 => {
-                Replay::of(&job.params, &job.request.body, &line.method)
+                Replay::of(&opening, &job.request.body, &line.method)
             }
             _ => None,
         };
@@ -60,8 +65,16 @@ impl Exchange {
             Link::Direct(conn) if conn.requests == 0 => Some(pool.stopping()),
             _ => None,
         };
+        let in_flight = pool.in_flight.enter(in_flight::Request {
+            method: line.method.clone(),
+            path: line.path.clone(),
+            client: line.client,
+            id: line.id.clone(),
+            started: line.started,
+            endpoint: lease.endpoint.clone(),
+        });
         let (half, writer) = split(link);
-        let sending = Sending::start(writer, half.id, job.params, job.request.body);
+        let sending = Sending::start(writer, half.id, opening, job.request.body);
         Exchange {
             mount: job.mount,
             endpoint: lease.endpoint.clone(),
@@ -71,6 +84,7 @@ impl Exchange {
                 .map(|t| tokio::time::Instant::from_std(line.started) + t),
             is_head_request: line.method == Method::HEAD,
             line,
+            in_flight: Some(in_flight),
             kill_all,
             stopping,
             lease: Some(lease),
@@ -131,6 +145,8 @@ pub(super) struct Exchange {
     total: Option<tokio::time::Instant>,
     is_head_request: bool,
     line: RequestLine,
+    /// The request's row on the status page, taken out once its access line is written.
+    in_flight: Option<in_flight::Entered>,
     kill_all: CancellationToken,
     /// Cancelled when the application is stopped (a launched app that keeps dying).
     stopping: Option<CancellationToken>,
@@ -217,11 +233,13 @@ impl Drop for Exchange {
             line: RequestLine {
                 id: self.line.id.clone(),
                 method: self.line.method.clone(),
-                path: std::mem::take(&mut self.line.path),
+                path: self.line.path.clone(),
+                client: self.line.client,
                 started: self.line.started,
                 access: self.line.access.take(),
                 metrics: self.line.metrics.take(),
             },
+            in_flight: self.in_flight.take(),
             kill_all: self.kill_all.clone(),
             stopping: self.stopping.clone(),
             lease: self.lease.take(),

@@ -48,7 +48,7 @@ impl Exchange {
                 // A new connection may sit in the listen queue of an app being stopped.
                 self.stopping.get_or_insert_with(|| lease.stopping());
                 let (half, writer) = split(Link::Direct(conn));
-                self.sending = Some(Sending::start(writer, half.id, replay.params, replay.body));
+                self.sending = Some(Sending::start(writer, half.id, replay.opening, replay.body));
                 self.conn = Some(half);
                 self.write_failed = false;
                 true
@@ -70,12 +70,12 @@ impl Exchange {
         }
         loop {
             if let Some(Sending::Inline(..)) = self.sending {
-                let Some(Sending::Inline(writer, id, params, body)) = self.sending.take() else {
+                let Some(Sending::Inline(writer, id, opening, body)) = self.sending.take() else {
                     unreachable!("matched just above")
                 };
                 let writing = tokio::time::timeout(
                     self.read_timeout,
-                    write_request(writer, id, params, body),
+                    write_request(writer, id, opening, body),
                 );
                 self.sending = Some(match writing.await {
                     Ok(Ok(writer)) => Sending::Sent(writer),

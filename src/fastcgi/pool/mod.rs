@@ -24,13 +24,14 @@ use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::conn::{Conn, Values, Writer};
+use super::in_flight::InFlight;
 use super::mux::{MuxConn, Ticket};
 use crate::config::Balance;
 use crate::error::Error;
 
 pub use endpoint::{Endpoint, EndpointState};
 
-/// A mount's endpoints and the requests waiting for one.
+/// A mount's endpoints, the requests waiting for one and those on one.
 pub struct Pool {
     pub name: String,
     endpoints: Mutex<Vec<Arc<Endpoint>>>,
@@ -40,6 +41,8 @@ pub struct Pool {
     fail_timeout: Duration,
     /// Requests waiting for a free endpoint, oldest first.
     waiters: Mutex<VecDeque<oneshot::Sender<()>>>,
+    /// Requests that have an endpoint and are not answered yet, for the status page.
+    pub in_flight: InFlight,
     /// Why the application is stopped, when it is: requests get a 503 at once.
     stopped: Mutex<Option<String>>,
     /// Cancelled on stop: requests sent but not taken by the app get their 503 too.
@@ -66,6 +69,7 @@ impl Pool {
             connect_timeout,
             fail_timeout,
             waiters: Mutex::new(VecDeque::new()),
+            in_flight: InFlight::default(),
             stopped: Mutex::new(None),
             stopping: CancellationToken::new(),
             demand: Notify::new(),
@@ -176,8 +180,14 @@ impl Pool {
         let n = endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut chosen = None;
-        // Endpoints taken out after a failure are tried only when no other is left.
-        for allow_down in [false, true] {
+        // Endpoints taken out after a failure are tried only when no other is left: while
+        // one is up, even a busy one, a request waits in line for it rather than meet the
+        // refused connection that took the other out.
+        let any_up = endpoints.iter().any(|e| {
+            let s = e.state();
+            s.accepting && !Endpoint::is_down(&s, now) && avoid.is_none_or(|a| !Arc::ptr_eq(a, e))
+        });
+        for allow_down in [false, !any_up] {
             chosen = match self.balance {
                 Balance::RoundRobin => (0..n)
                     .map(|i| &endpoints[(start + i) % n])

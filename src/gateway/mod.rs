@@ -23,6 +23,8 @@ use crate::request_id::RequestId;
 use crate::supervisor::{AppStatus, Supervisor};
 use crate::{fastcgi, meta, router, status};
 
+mod authorize;
+
 /// Where a trusted proxy's id for the request comes, unless `request_id_header` names another.
 static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
@@ -65,7 +67,7 @@ impl Gateway {
         let cgi = Cgi::new(config.limits.clone(), &config.script_env)?;
         let fastcgi = FastCgi::new(&config);
         let mut supervisors = Vec::new();
-        for mount in &config.fastcgi {
+        for mount in config.fastcgi.iter().chain(config.authorizers()) {
             let (Some(launch), Some(pool)) = (&mount.launch, fastcgi.pool(&mount.mount)) else {
                 continue;
             };
@@ -267,6 +269,33 @@ impl Gateway {
             .await?;
         let mut route = Route::resolve(&self.config, parts.uri.path())?;
         *counted = Some(metrics().mount(route.mount()));
+        // Before the body is read, as Basic authentication is: a client the authorizer
+        // turns away sends its body for nothing.
+        let asking = |counted: &Option<Arc<MountMetrics>>| authorize::Asking {
+            id: &id,
+            started,
+            access,
+            counted: counted.clone(),
+        };
+        let info = meta::RequestInfo {
+            method: &parts.method,
+            uri: &parts.uri,
+            version: parts.version,
+            headers: &parts.headers,
+            remote: peer.remote,
+            local: peer.local,
+            content_length: None,
+            remote_user: user.as_deref(),
+            id: &id,
+            forwarded: &peer.forwarded,
+            tls: peer.tls,
+        };
+        let path = parts.uri.path();
+        let asked = self.authorize(path, &route, &info, asking(counted));
+        let mut granted = match asked.await? {
+            Ok(granted) => granted,
+            Err(answer) => return Ok(answer),
+        };
         let mut body = RequestBody::prepare(
             &parts.headers,
             ClientBody::new(body, limits.body_read_timeout),
@@ -291,18 +320,21 @@ impl Gateway {
                 forwarded: &peer.forwarded,
                 tls: peer.tls,
             };
-            let mut request = |meta| BackendRequest {
-                meta,
-                body: std::mem::replace(&mut body, RequestBody::None),
-                line: RequestLine {
-                    id: id.clone(),
-                    metrics: counted.clone(),
-                    method: method.clone(),
-                    path: uri.path().into(),
-                    client: peer.remote.ip().to_canonical(),
-                    started,
-                    access: access.cloned(),
-                },
+            let mut request = |mut meta: meta::MetaVars| {
+                authorize::grant(&mut meta, &granted);
+                BackendRequest {
+                    meta,
+                    body: std::mem::replace(&mut body, RequestBody::None),
+                    line: RequestLine {
+                        id: id.clone(),
+                        metrics: counted.clone(),
+                        method: method.clone(),
+                        path: uri.path().into(),
+                        client: peer.remote.ip().to_canonical(),
+                        started,
+                        access: access.cloned(),
+                    },
+                }
             };
             let outcome = match &route {
                 Route::Cgi(script) => {
@@ -333,6 +365,24 @@ impl Gateway {
                         .await?;
                     route = Route::resolve(&self.config, uri.path())?;
                     *counted = Some(metrics().mount(route.mount()));
+                    let info = meta::RequestInfo {
+                        method: &method,
+                        uri: &uri,
+                        version: parts.version,
+                        headers: &parts.headers,
+                        remote: peer.remote,
+                        local: peer.local,
+                        content_length: None,
+                        remote_user: user.as_deref(),
+                        id: &id,
+                        forwarded: &peer.forwarded,
+                        tls: peer.tls,
+                    };
+                    let asked = self.authorize(uri.path(), &route, &info, asking(counted));
+                    granted = match asked.await? {
+                        Ok(granted) => granted,
+                        Err(answer) => return Ok(answer),
+                    };
                 }
             }
         }
@@ -376,6 +426,13 @@ impl<'c> Route<'c> {
         match self {
             Route::Cgi(script) => &script.mount.mount,
             Route::Fastcgi(app) => &app.mount.mount,
+        }
+    }
+
+    fn target(&self) -> meta::Target<'_> {
+        match self {
+            Route::Cgi(script) => script.target(),
+            Route::Fastcgi(app) => app.target(),
         }
     }
 }
