@@ -78,6 +78,7 @@ mod fcgi_examples;
 mod harness;
 mod header_variables;
 mod http;
+mod http2;
 mod languages;
 mod launch;
 mod limits;
