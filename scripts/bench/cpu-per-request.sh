@@ -8,7 +8,8 @@
 # count. It leaves out the scripts (their time is their own) and what the kernel charges
 # to nobody, so it is the part a gateway can change. On a machine where starting a process
 # costs far more than the gateway does, requests/s hardly tell gateways apart; this does.
-# Needs wrk and one server process per target (Portico, lighttpd; not nginx + fcgiwrap).
+# PID may be a comma-separated list (nginx's workers and fcgiwrap's), whose times are summed.
+# Needs wrk.
 set -euo pipefail
 
 conns=8 seconds=5 rounds=3
@@ -24,7 +25,13 @@ shift $((OPTIND - 1))
 (($#)) || { sed -n '2,10p' "$0" >&2; exit 2; }
 
 ticks=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu_ticks() {
+    local total=0 pid
+    for pid in ${1//,/ }; do
+        total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
 
 printf '%-12s %5s %10s %9s %14s\n' target round 'req/s' 'p99' 'cpu µs/req'
 for ((round = 1; round <= rounds; round++)); do

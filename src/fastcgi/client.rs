@@ -43,18 +43,27 @@ impl FastCgi {
 
     pub async fn run(&self, job: Job) -> Result<Outcome, Error> {
         let pool = self.pools.get(&job.mount).ok_or(Error::NotFound)?;
+        let deadline = tokio::time::Instant::now() + self.queue_timeout;
         let mut lease = pool.acquire(self.queue_timeout).await?;
-        let link = match lease.connect().await {
-            Ok(link) => link,
-            Err(error) => {
-                // Nothing was sent: one retry, on another endpoint.
-                let Some(mut other) = pool.try_other(&lease.endpoint) else {
-                    return Err(error);
-                };
-                drop(lease);
-                let link = other.connect().await?;
-                lease = other;
-                link
+        let mut tried: Vec<Arc<Endpoint>> = Vec::new();
+        let link = loop {
+            match lease.connect().await {
+                Ok(link) => break link,
+                Err(error) => {
+                    // Nothing was sent, and the endpoint is left out now: the request waits
+                    // in line again, for another endpoint (a busy one frees up), within
+                    // what is left of its queue time. Given one it tried, all are down.
+                    tried.push(lease.endpoint.clone());
+                    drop(lease);
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    let Ok(next) = pool.acquire(left).await else {
+                        return Err(error);
+                    };
+                    if tried.iter().any(|e| Arc::ptr_eq(e, &next.endpoint)) {
+                        return Err(error);
+                    }
+                    lease = next;
+                }
             }
         };
         if self.owners.kill_all.is_cancelled() {

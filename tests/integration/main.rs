@@ -55,6 +55,9 @@
 //!   connection dropped before or inside the response, a stopped app) under bursts.
 //! - `upstreams`: FastCGI upstreams Portico does not run: balancing, failover, kept
 //!   connections, FCGI_GET_VALUES.
+//! - `hosts`: pools across hosts, each a network namespace: upstreams on other hosts
+//!   (balancing, one dying and coming back), and Portico instances behind nginx drained
+//!   with SIGTERM.
 
 mod access_log;
 mod attacks;
@@ -77,6 +80,7 @@ mod faults;
 mod fcgi_examples;
 mod harness;
 mod header_variables;
+mod hosts;
 mod http;
 mod http2;
 mod languages;

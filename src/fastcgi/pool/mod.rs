@@ -135,7 +135,7 @@ impl Pool {
                 let mut waiters = lock(&self.waiters);
                 waiters.retain(|w| !w.is_closed());
                 if (woken || waiters.is_empty())
-                    && let Some(lease) = self.try_lease(None)
+                    && let Some(lease) = self.try_lease()
                 {
                     return Ok(lease);
                 }
@@ -159,14 +159,7 @@ impl Pool {
         }
     }
 
-    /// Another endpoint than `avoid`, free right now: where a request that could not be
-    /// sent at all gets its one retry.
-    pub fn try_other(self: &Arc<Self>, avoid: &Arc<Endpoint>) -> Option<Lease> {
-        let _waiters = lock(&self.waiters);
-        self.try_lease(Some(avoid))
-    }
-
-    fn try_lease(self: &Arc<Self>, avoid: Option<&Arc<Endpoint>>) -> Option<Lease> {
+    fn try_lease(self: &Arc<Self>) -> Option<Lease> {
         let endpoints = lock(&self.endpoints);
         let now = Instant::now();
         let usable = |e: &Arc<Endpoint>, allow_down: bool| {
@@ -175,7 +168,6 @@ impl Pool {
                 && s.busy < s.capacity
                 && !(s.asking && s.busy > 0)
                 && (allow_down || !Endpoint::is_down(&s, now))
-                && avoid.is_none_or(|a| !Arc::ptr_eq(a, e))
         };
         let n = endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
@@ -185,7 +177,7 @@ impl Pool {
         // refused connection that took the other out.
         let any_up = endpoints.iter().any(|e| {
             let s = e.state();
-            s.accepting && !Endpoint::is_down(&s, now) && avoid.is_none_or(|a| !Arc::ptr_eq(a, e))
+            s.accepting && !Endpoint::is_down(&s, now)
         });
         for allow_down in [false, !any_up] {
             chosen = match self.balance {
