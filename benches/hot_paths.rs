@@ -32,7 +32,9 @@ fn config() -> Config {
             pass_authorization: false,
             interpreters: vec![],
             suexec: false,
+            persistent: Vec::new(),
             authorizer: None,
+            x_sendfile: None,
         }],
         ..Default::default()
     }

@@ -100,8 +100,20 @@ pub enum Error {
     Protocol(#[source] Cause),
     #[error("the FastCGI authorizer failed: {0}")]
     Authorizer(&'static str),
+    #[error("X-Sendfile named a file outside the mount's x_sendfile directory")]
+    SendfileOutside,
     #[error("the application is stopped: {0}")]
     AppStopped(String),
+    /// A persistent CGI runner could not host the script (`crate::persistent`): it declined
+    /// it, its worker broke off before any head, or the runner is down. `may_have_run`: the
+    /// script may have started, so running it again is safe only for an idempotent request.
+    /// `runner_down`: the runner, not the script, is the cause (it is stopped).
+    #[error("the persistent runner could not serve the script: {why}")]
+    Declined {
+        why: String,
+        may_have_run: bool,
+        runner_down: bool,
+    },
     #[error("no valid credentials for realm {0:?}")]
     Unauthorized(String),
 }
@@ -131,7 +143,9 @@ impl Error {
             | Error::Upstream(_)
             | Error::UpstreamClosed
             | Error::Protocol(_)
-            | Error::Authorizer(_) => StatusCode::BAD_GATEWAY,
+            | Error::Authorizer(_)
+            | Error::SendfileOutside
+            | Error::Declined { .. } => StatusCode::BAD_GATEWAY,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::Spool(_) => StatusCode::INTERNAL_SERVER_ERROR,
             // nginx's 499: only ever logged, there is nobody left to answer.
@@ -160,7 +174,9 @@ impl Error {
             | Error::UpstreamClosed
             | Error::Protocol(_)
             | Error::Authorizer(_)
-            | Error::AppStopped(_) => Side::Script,
+            | Error::SendfileOutside
+            | Error::AppStopped(_)
+            | Error::Declined { .. } => Side::Script,
             Error::Overloaded | Error::Spool(_) | Error::ShuttingDown => Side::Gateway,
         }
     }

@@ -23,6 +23,8 @@
 //!    job, its write side (`fastcgi::send`) and read side, connections and pools
 //!    (`fastcgi::conn`, `fastcgi::pool`, `fastcgi::mux`); [`supervisor`] launches,
 //!    restarts, recycles and scales the workers Portico runs.
+//!    Between the two, [`persistent`]: a CGI script kept warm in a launched runner that
+//!    compiles it once, answered by plain CGI when the runner cannot host it.
 //! 5. WSGI: [`wsgi`]: a `[[wsgi]]` mount becomes a launched FastCGI app running the
 //!    adapter built into the binary; `wsgi::environ` shows the environ it builds.
 //! 6. The windows and tools: [`status`] (with [`traffic`] and [`children`]), [`metrics`],
@@ -48,9 +50,11 @@ pub mod gateway;
 pub mod meta;
 pub mod metrics;
 pub mod orphans;
+pub mod persistent;
 pub mod privileges;
 pub mod request_id;
 pub mod router;
+pub mod sendfile;
 pub mod server;
 pub mod status;
 pub mod supervisor;

@@ -210,6 +210,22 @@ impl Process {
         }))
     }
 
+    /// Whether the leader has begun to exit (PF_EXITING in /proc/PID/stat's flags) but is
+    /// not a zombie yet: its files are closed first, so its stdout can end before it does.
+    pub fn is_exiting(&self) -> bool {
+        const PF_EXITING: u64 = 0x4;
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)) else {
+            return false;
+        };
+        // Fields after the command name (which may hold spaces): state is the first, flags
+        // the seventh (field 9 of proc(5)).
+        let flags = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_ascii_whitespace().nth(6))
+            .and_then(|flags| flags.parse::<u64>().ok());
+        flags.is_some_and(|flags| flags & PF_EXITING != 0)
+    }
+
     /// Reaps the exited leader; call after `exited`.
     pub fn reap(&mut self) -> io::Result<Exit> {
         self.try_reap()?
@@ -389,6 +405,18 @@ mod tests {
         assert_eq!(fds[2].0, "2");
         assert!(fds[1].1.starts_with("pipe:") && fds[2].1.starts_with("pipe:"));
         assert_ne!(fds[1].1, fds[2].1);
+    }
+
+    #[tokio::test]
+    async fn a_running_script_is_not_exiting_and_a_zombie_has_exited() {
+        let env = BaseEnv::new(&[]).unwrap().with_meta(&[]).unwrap();
+        let mut process =
+            Process::spawn(&sh("sleep 0.3"), &env, Path::new("/"), Input::None, &[]).unwrap();
+        assert!(!process.is_exiting());
+        process.exited().await.unwrap();
+        // A zombie is past exiting: its status is there to be read.
+        assert!(process.peek_exit().unwrap().is_some());
+        process.reap().unwrap();
     }
 
     #[tokio::test(flavor = "current_thread")]

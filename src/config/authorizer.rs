@@ -86,6 +86,7 @@ impl Validator<'_> {
             auth: None,
             pass_authorization: true,
             authorizer: None,
+            x_sendfile: None,
             connect_timeout: self.seconds(
                 None,
                 &raw.connect_timeout_seconds,

@@ -1,6 +1,7 @@
 //! `[[cgi]]` mounts: a URL prefix served by a directory of scripts, or by one script for
-//! every path under it, with the interpreters of its file extensions and its
-//! authentication; and the mount that `--cgi-dir` adds in quick mode.
+//! every path under it, with the interpreters of its file extensions, its authentication
+//! and the scripts it keeps warm (`persistent`); and the mount that `--cgi-dir` adds in
+//! quick mode.
 //!
 //! It does not split URL paths into scripts (`router` does) nor run them (`cgi`).
 
@@ -13,6 +14,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::auth::RawAuth;
+use super::limits::Limits;
+use super::persistent::{RawPersistent, Runner};
 use super::source::{ConfigError, Validator};
 use super::value::{find_on_path, normalize_mount};
 use crate::auth::BasicAuth;
@@ -36,6 +39,11 @@ pub struct CgiMount {
     pub suexec: bool,
     /// The FastCGI Authorizer asked before each script runs (`config::authorizer`).
     pub authorizer: Option<Box<super::FastcgiMount>>,
+    /// The directory whose files a script may have sent with X-Sendfile (`sendfile`).
+    pub x_sendfile: Option<PathBuf>,
+    /// The runners that keep some of its scripts warm (`config::persistent`); empty when
+    /// every script runs as plain CGI.
+    pub persistent: Vec<Runner>,
 }
 
 impl CgiMount {
@@ -44,6 +52,13 @@ impl CgiMount {
             .iter()
             .find(|(ext, _)| file_name.len() > ext.len() && file_name.ends_with(ext.as_str()))
             .map(|(_, argv)| argv.as_slice())
+    }
+
+    /// The runner that keeps the script called `file_name` warm, if one lists it.
+    pub fn runner_for(&self, file_name: &str) -> Option<&Runner> {
+        self.persistent
+            .iter()
+            .find(|runner| runner.scripts.iter().any(|p| p.matches(file_name)))
     }
 }
 
@@ -57,10 +72,12 @@ pub(super) struct RawCgi {
     #[serde(default)]
     pass_authorization: bool,
     authorizer: Option<super::authorizer::RawAuthorizer>,
+    x_sendfile: Option<Spanned<String>>,
     #[serde(default)]
     interpreters: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     suexec: bool,
+    persistent: Option<Spanned<RawPersistent>>,
 }
 
 impl Validator<'_> {
@@ -69,10 +86,11 @@ impl Validator<'_> {
         &self,
         raw: &[RawCgi],
         args: &ServeArgs,
+        limits: &Limits,
     ) -> Result<Vec<CgiMount>, ConfigError> {
         let mut cgi = raw
             .iter()
-            .map(|m| self.cgi_mount(m))
+            .map(|m| self.cgi_mount(m, limits))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(dir) = &args.cgi_dir {
             let dir = dir
@@ -91,8 +109,10 @@ impl Validator<'_> {
                 auth: None,
                 pass_authorization: false,
                 authorizer: None,
+                x_sendfile: None,
                 interpreters: Vec::new(),
                 suexec: false,
+                persistent: Vec::new(),
             });
         }
         for (i, a) in cgi.iter().enumerate() {
@@ -104,7 +124,7 @@ impl Validator<'_> {
         Ok(cgi)
     }
 
-    fn cgi_mount(&self, raw: &RawCgi) -> Result<CgiMount, ConfigError> {
+    fn cgi_mount(&self, raw: &RawCgi, limits: &Limits) -> Result<CgiMount, ConfigError> {
         let mount = normalize_mount(raw.mount.get_ref())
             .map_err(|m| self.spanned_error(raw.mount.span(), m))?;
         let (dir, script) = match (&raw.dir, &raw.script) {
@@ -165,6 +185,12 @@ impl Validator<'_> {
             interpreters,
             suexec: raw.suexec,
             authorizer: self.authorizer(&mount, raw.mount.span(), raw.authorizer.as_ref())?,
+            x_sendfile: raw
+                .x_sendfile
+                .as_ref()
+                .map(|d| self.directory(d))
+                .transpose()?,
+            persistent: self.persistent(&mount, raw.persistent.as_ref(), limits)?,
         };
         if let Some((path, span)) = script {
             use std::os::unix::fs::PermissionsExt;
@@ -203,7 +229,7 @@ mod tests {
         let validator = Validator {
             source: Some(Source::new(&path, text)),
         };
-        validator.cgi_mounts(&file.cgi, &ServeArgs::default())
+        validator.cgi_mounts(&file.cgi, &ServeArgs::default(), &Limits::default())
     }
 
     #[test]

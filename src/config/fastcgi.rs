@@ -48,6 +48,8 @@ pub struct FastcgiMount {
     pub pass_authorization: bool,
     /// The FastCGI Authorizer asked before each request (`config::authorizer`).
     pub authorizer: Option<Box<FastcgiMount>>,
+    /// The directory whose files the app may have sent with X-Sendfile (`sendfile`).
+    pub x_sendfile: Option<PathBuf>,
     pub connect_timeout: Duration,
     /// Deadline for the response head and for idle time between output chunks.
     pub read_timeout: Duration,
@@ -104,6 +106,8 @@ pub struct Launch {
     /// A program Portico ships (the WSGI adapter): written to the workers' private
     /// directory and passed to `command` as its first argument.
     pub script: Option<(&'static str, &'static str)>,
+    /// Files that program imports, written beside it (file name, contents).
+    pub modules: &'static [(&'static str, &'static str)],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -135,6 +139,7 @@ pub(super) struct RawFastcgi {
     #[serde(default)]
     pass_authorization: bool,
     authorizer: Option<RawAuthorizer>,
+    x_sendfile: Option<Spanned<String>>,
     connect_timeout_seconds: Option<Spanned<f64>>,
     read_timeout_seconds: Option<Spanned<f64>>,
 }
@@ -228,6 +233,11 @@ impl Validator<'_> {
             auth: self.auth(raw.auth.as_ref())?,
             pass_authorization: raw.pass_authorization,
             authorizer,
+            x_sendfile: raw
+                .x_sendfile
+                .as_ref()
+                .map(|d| self.directory(d))
+                .transpose()?,
             connect_timeout: self.seconds(
                 None,
                 &raw.connect_timeout_seconds,
@@ -312,6 +322,7 @@ impl Validator<'_> {
                 .max(1),
             env: raw.env.clone().into_iter().collect(),
             script: None,
+            modules: &[],
         })
     }
 }

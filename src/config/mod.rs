@@ -9,7 +9,7 @@
 //! which the tables are checked; each table is read and checked in its own file: the
 //! top-level keys in `server`, `[limits]` in `limits`, `[env]` in `env`, `[[cgi]]` in
 //! `cgi`, `[[fastcgi]]` in `fastcgi`, `[[wsgi]]` in `crate::wsgi::mount`, a mount's
-//! `auth` in `auth`, `[status]` in `status`, `[tls]` in `tls`, `[access_log]` in `access_log`. Locating an
+//! `auth` in `auth`, a `[[cgi]]` mount's `persistent` in `persistent`, `[status]` in `status`, `[tls]` in `tls`, `[access_log]` in `access_log`. Locating an
 //! error in the text is `source`'s; the checks every table shares are `value`'s.
 
 use std::ffi::OsString;
@@ -30,6 +30,7 @@ mod cgi;
 mod env;
 pub(crate) mod fastcgi;
 pub(crate) mod limits;
+mod persistent;
 mod server;
 pub(crate) mod source;
 mod status;
@@ -46,6 +47,7 @@ use fastcgi::RawFastcgi;
 pub use fastcgi::{Balance, FastcgiMount, Launch, LaunchSocket, Upstream};
 pub use limits::Limits;
 use limits::RawLimits;
+pub use persistent::{Language, Pattern, Runner, runner_name};
 use server::OneOrMany;
 pub use server::UnixSocket;
 pub use source::ConfigError;
@@ -79,6 +81,8 @@ pub struct Config {
     pub status: Option<StatusPage>,
     /// The Prometheus metrics, when enabled.
     pub metrics: Option<StatusPage>,
+    /// The teaching page (`portico explain` as a form), when enabled.
+    pub explain: Option<StatusPage>,
     /// The access log file, when there is one.
     pub access_log: Option<AccessLogFile>,
     /// `--log-format`, else `log_format`, else text.
@@ -97,6 +101,15 @@ impl Config {
     pub fn authorizers(&self) -> impl Iterator<Item = &FastcgiMount> {
         let cgi = self.cgi.iter().filter_map(|m| m.authorizer.as_deref());
         cgi.chain(self.fastcgi.iter().filter_map(|m| m.authorizer.as_deref()))
+    }
+
+    /// The runners of the `[[cgi]]` mounts' `persistent` scripts, each a FastCGI mount of
+    /// its own that no request is routed to: their pools and launched workers start with
+    /// the mounts'.
+    pub fn persistent_runners(&self) -> impl Iterator<Item = &FastcgiMount> {
+        self.cgi
+            .iter()
+            .flat_map(|m| m.persistent.iter().map(|runner| &runner.mount))
     }
 }
 
@@ -117,6 +130,7 @@ impl Default for Config {
             fastcgi: Vec::new(),
             status: None,
             metrics: None,
+            explain: None,
             access_log: None,
             log_format: LogFormat::default(),
             request_id_header: None,
@@ -153,6 +167,7 @@ struct RawConfig {
     tls: Option<RawTls>,
     status: Option<RawStatus>,
     metrics: Option<RawStatus>,
+    explain: Option<RawStatus>,
     access_log: Option<RawAccessLog>,
     log_format: Option<LogFormat>,
     request_id_header: Option<Spanned<String>>,
@@ -226,7 +241,7 @@ impl Validator<'_> {
         let limits = self.limits(&raw.limits, args)?;
         let script_env = self.script_env(&raw.env);
 
-        let cgi = self.cgi_mounts(&raw.cgi, args)?;
+        let cgi = self.cgi_mounts(&raw.cgi, args, &limits)?;
         let fastcgi = self.fastcgi_mounts(&raw, &cgi)?;
         if cgi.is_empty() && fastcgi.is_empty() {
             return Err(ConfigError {
@@ -239,6 +254,7 @@ impl Validator<'_> {
 
         let status = self.status(raw.status.as_ref())?;
         let metrics = self.metrics(raw.metrics.as_ref())?;
+        let explain = self.explain(raw.explain.as_ref())?;
         let mut proxies = Vec::new();
         let mut unix_proxies = false;
         for entry in &raw.trusted_proxies {
@@ -279,6 +295,7 @@ impl Validator<'_> {
             fastcgi,
             status,
             metrics,
+            explain,
             access_log,
             log_format: args.log_format.or(raw.log_format).unwrap_or_default(),
             request_id_header,

@@ -1,7 +1,9 @@
-//! `[status]` and `[metrics]`: whether the operators' status page and the Prometheus
-//! metrics are on, the path each answers at and who may see them.
+//! `[status]`, `[metrics]` and `[explain]`: whether the operators' status page, the
+//! Prometheus metrics and the teaching page are on, the path each answers at and who may
+//! see them.
 //!
-//! The page itself is `crate::status`'s, the metrics `crate::metrics`'.
+//! The page itself is `crate::status`'s, the metrics `crate::metrics`', the teaching page
+//! `crate::explain::page`'s.
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -9,7 +11,8 @@ use toml::Spanned;
 use super::source::{ConfigError, Validator};
 use super::value::normalize_mount;
 
-/// Where a page for operators (the status page, the metrics) answers and who may see it.
+/// Where a page for operators (the status page, the metrics, the teaching page) answers
+/// and who may see it.
 #[derive(Debug, Clone)]
 pub struct StatusPage {
     pub path: String,
@@ -42,6 +45,15 @@ impl Validator<'_> {
         raw: Option<&RawStatus>,
     ) -> Result<Option<StatusPage>, ConfigError> {
         self.operators_page(raw, "/metrics")
+    }
+
+    /// The teaching page (`portico explain` in a browser) when `enabled`, at `path` or
+    /// else `/portico-explain`.
+    pub(super) fn explain(
+        &self,
+        raw: Option<&RawStatus>,
+    ) -> Result<Option<StatusPage>, ConfigError> {
+        self.operators_page(raw, "/portico-explain")
     }
 
     fn operators_page(

@@ -38,6 +38,39 @@ pub struct ScriptRun {
     pub ended: Option<String>,
 }
 
+impl ScriptRun {
+    /// How the run went, in words: the exit status, CPU time, peak memory, and why its
+    /// output stopped when not by its end.
+    pub fn facts(&self) -> Vec<String> {
+        let mut facts = vec![format!(
+            "exit status {}",
+            self.exit.as_deref().unwrap_or("?")
+        )];
+        if let Some(cpu) = self.cpu_ms {
+            facts.push(format!("{cpu:.2} ms CPU"));
+        }
+        if let Some(rss) = self.max_rss_kib {
+            facts.push(format!("peak RSS {rss} KiB"));
+        }
+        if let Some(ended) = &self.ended {
+            facts.push(format!("ended: {ended}"));
+        }
+        facts
+    }
+}
+
+impl CgiRun {
+    /// Whose head `response_head` is: an NPH script's own, or Portico's made from the
+    /// script's (RFC 3875 §6.3).
+    pub fn head_note(&self) -> &'static str {
+        if self.response_type.starts_with("NPH") {
+            "the script printed this head, which Portico passed on as it was:"
+        } else {
+            "Portico answered with this head, made from the one the script printed:"
+        }
+    }
+}
+
 pub fn run(
     script: &router::Match<'_>,
     path: &str,

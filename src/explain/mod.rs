@@ -16,11 +16,15 @@
 //! request's access line in the log (`access_line`) for what only the server sees. A
 //! FastCGI or WSGI route is timed on its second request (the first meets workers
 //! starting). Cookie and Authorization values are masked unless asked for.
+//!
+//! `text` shows the explanation on a terminal; `page` is the same explanation as a page
+//! in a browser (`[explain]`), the one part of the tools the gateway calls.
 
 mod access_line;
 mod cgi;
 mod error;
 mod exchange;
+pub mod page;
 mod records;
 mod request;
 mod text;
@@ -88,6 +92,7 @@ enum Backend<'c> {
     Fastcgi(router::FastcgiMatch<'c>),
 }
 
+/// `portico explain`: the request of the command line, against the config it names.
 pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
     let serve = ServeArgs {
         config: args.config.clone(),
@@ -95,6 +100,17 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
     };
     let config = Arc::new(config::load(&serve)?);
     let request = Request::from_args(args)?;
+    explain(config, &request, args.show_secrets)
+}
+
+/// Sends `request` to an in-process server of `config` and shows what each generation
+/// makes of it. It blocks: the server runs on a runtime of this thread's own, so that the
+/// thread's subscriber sees its access lines; the thread must not be a runtime's.
+fn explain(
+    config: Arc<Config>,
+    request: &Request,
+    show: bool,
+) -> Result<Explanation, ExplainError> {
     let path = request.uri.path();
     let backend = match router::resolve_fastcgi(&config, path) {
         Some(app) => Backend::Fastcgi(app?),
@@ -109,7 +125,7 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
         .build()?;
     let warm_up = matches!(backend, Backend::Fastcgi(_));
     let (exchange, user) = tracing::subscriber::with_default(lines.subscriber(), || {
-        runtime.block_on(serve_one(&config, &request, warm_up, &lines))
+        runtime.block_on(serve_one(&config, request, warm_up, &lines))
     })?;
     let line = lines.last();
 
@@ -139,7 +155,6 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
         remote_user: user.as_deref(),
         id: &id,
     };
-    let show = args.show_secrets;
     let (vars, fcgi_params, cgi) = match &backend {
         Backend::Cgi(script) => {
             let vars = meta::build(&config, &script.target(), &info)?;
@@ -154,7 +169,7 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
         }
         Backend::Fastcgi(app) => {
             let vars = meta::build(&config, &app.target(), &info)?;
-            (vars.clone(), fastcgi_params(app, &request, vars)?, None)
+            (vars.clone(), fastcgi_params(app, request, vars)?, None)
         }
     };
     let decoded = params::decode_pairs(&fcgi_params).unwrap_or_default();
@@ -174,7 +189,7 @@ pub fn run(args: &ExplainArgs) -> Result<Explanation, ExplainError> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     Ok(Explanation {
         method: request.method.to_string(),
-        url: args.url.clone(),
+        url: request.url.clone(),
         route,
         meta_variables: variables::list(&vars, &config, show),
         cgi,
@@ -261,10 +276,7 @@ fn describe_route(backend: &Backend<'_>) -> Route {
     let lossy = |text: &std::ffi::OsStr| text.to_string_lossy().into_owned();
     match backend {
         Backend::Fastcgi(app) => Route {
-            kind: match app.mount.launch.as_ref().and_then(|l| l.script) {
-                Some(_) => "wsgi",
-                None => "fastcgi",
-            },
+            kind: fastcgi_kind(app.mount),
             mount: app.mount.mount.clone(),
             script_name: lossy(&app.script_name),
             path_info: lossy(&app.path_info),
@@ -277,5 +289,13 @@ fn describe_route(backend: &Backend<'_>) -> Route {
             path_info: lossy(&script.path_info),
             script_filename: script.script_path.display().to_string(),
         },
+    }
+}
+
+/// "wsgi" for a mount whose launched workers run the WSGI adapter, else "fastcgi".
+fn fastcgi_kind(mount: &config::FastcgiMount) -> &'static str {
+    match mount.launch.as_ref().and_then(|l| l.script) {
+        Some(_) => "wsgi",
+        None => "fastcgi",
     }
 }

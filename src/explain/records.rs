@@ -72,6 +72,28 @@ pub fn list(params: &[u8], body: &[u8], show: bool) -> Vec<FastcgiRecord> {
     list
 }
 
+/// The records as runs to show: a body's FCGI_STDIN records are all full but the last, so
+/// more than two alike in a row are one run; each other record is a run of one.
+pub fn runs(records: &[FastcgiRecord]) -> Vec<(&FastcgiRecord, usize)> {
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < records.len() {
+        let rec = &records[i];
+        let alike = records[i..]
+            .iter()
+            .take_while(|r| r.kind == rec.kind && r.content_length == rec.content_length)
+            .count();
+        let run = if alike > 2 && rec.params.is_empty() && rec.content_length > 0 {
+            alike
+        } else {
+            1
+        };
+        runs.push((rec, run));
+        i += run;
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,5 +118,26 @@ mod tests {
             ]
         );
         assert_eq!(records[1].params, [("A".to_owned(), "1".to_owned())]);
+    }
+
+    #[test]
+    fn a_run_of_full_stdin_records_is_shown_once_with_its_count() {
+        let params = encode_pairs([(&b"A"[..], &b"1"[..])]).unwrap();
+        let records = list(&params, &vec![b'x'; 4 * 65535 + 10], false);
+        let shown: Vec<(&str, usize, usize)> = runs(&records)
+            .into_iter()
+            .map(|(r, run)| (r.kind, r.content_length, run))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("FCGI_BEGIN_REQUEST", 8, 1),
+                ("FCGI_PARAMS", 4, 1),
+                ("FCGI_PARAMS", 0, 1),
+                ("FCGI_STDIN", 65535, 4),
+                ("FCGI_STDIN", 10, 1),
+                ("FCGI_STDIN", 0, 1),
+            ]
+        );
     }
 }

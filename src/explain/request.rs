@@ -1,6 +1,7 @@
-//! The request `portico explain` sends, from its command line: the method, the target in
-//! origin form, the header fields exactly as they go on the wire (Host, the `-H` fields, a
-//! form Content-Type for a body without one, Content-Length) and the body.
+//! The request `portico explain` sends, from its command line or the teaching page's form:
+//! the method, the target in origin form, the header fields exactly as they go on the wire
+//! (Host, the given fields, a form Content-Type for a body without one, Content-Length)
+//! and the body.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri, header};
@@ -10,6 +11,8 @@ use crate::cli::ExplainArgs;
 
 pub struct Request {
     pub method: Method,
+    /// The URL as it was given: a path, or a full http:// URL naming the Host.
+    pub url: String,
     /// The path and query, as the request line carries them and as `meta` reads them.
     pub uri: Uri,
     pub headers: HeaderMap,
@@ -18,26 +21,40 @@ pub struct Request {
 
 impl Request {
     pub fn from_args(args: &ExplainArgs) -> Result<Request, ExplainError> {
+        let body =
+            match (&args.data, &args.data_file) {
+                (Some(data), _) => Some(Bytes::from(data.clone())),
+                (None, Some(file)) => Some(Bytes::from(std::fs::read(file).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{}: {e}", file.display()))
+                })?)),
+                (None, None) => None,
+            };
+        Request::new(&args.method, &args.url, &args.headers, body)
+    }
+
+    /// The request from its parts as a person writes them: `headers` are `Name: value`
+    /// fields, and a `body` without a Content-Type among them is sent as a form.
+    pub fn new(
+        method: &str,
+        url: &str,
+        fields: &[impl AsRef<str>],
+        body: Option<Bytes>,
+    ) -> Result<Request, ExplainError> {
         let bad = |what: String| ExplainError::Request(what);
-        let method: Method = args
-            .method
+        let method: Method = method
             .parse()
-            .map_err(|_| bad(format!("method `{}`", args.method)))?;
-        let url: Uri = args
-            .url
-            .parse()
-            .map_err(|_| bad(format!("URL `{}`", args.url)))?;
-        let target = url.path_and_query().map_or("/", |p| p.as_str());
-        let uri: Uri = target
-            .parse()
-            .map_err(|_| bad(format!("URL `{}`", args.url)))?;
+            .map_err(|_| bad(format!("method `{method}`")))?;
+        let parsed: Uri = url.parse().map_err(|_| bad(format!("URL `{url}`")))?;
+        let target = parsed.path_and_query().map_or("/", |p| p.as_str());
+        let uri: Uri = target.parse().map_err(|_| bad(format!("URL `{url}`")))?;
         let mut headers = HeaderMap::new();
-        let host = url.authority().map_or("localhost", |a| a.as_str());
+        let host = parsed.authority().map_or("localhost", |a| a.as_str());
         headers.insert(
             header::HOST,
             HeaderValue::from_str(host).map_err(|_| bad("host".into()))?,
         );
-        for field in &args.headers {
+        for field in fields {
+            let field = field.as_ref();
             let (name, value) = field
                 .split_once(':')
                 .ok_or_else(|| bad(format!("header `{field}`: NAME: value")))?;
@@ -47,14 +64,6 @@ impl Request {
                 .map_err(|_| bad(format!("header value of `{name}`")))?;
             headers.append(name, value);
         }
-        let body =
-            match (&args.data, &args.data_file) {
-                (Some(data), _) => Some(Bytes::from(data.clone())),
-                (None, Some(file)) => Some(Bytes::from(std::fs::read(file).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("{}: {e}", file.display()))
-                })?)),
-                (None, None) => None,
-            };
         if body.is_some() && !headers.contains_key(header::CONTENT_TYPE) {
             headers.insert(
                 header::CONTENT_TYPE,
@@ -69,6 +78,7 @@ impl Request {
         }
         Ok(Request {
             method,
+            url: url.to_owned(),
             uri,
             headers,
             body,

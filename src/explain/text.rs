@@ -1,10 +1,12 @@
-//! The explanation as terminal text, part by part.
+//! The explanation as terminal text, part by part; `page::html` shows the same parts in
+//! a browser.
 
 use std::fmt::Write;
 
 use super::Explanation;
 use super::cgi::CgiRun;
-use super::records::FastcgiRecord;
+use super::records::{FastcgiRecord, runs};
+use super::variables::GROUPS;
 
 impl Explanation {
     pub fn text(&self) -> String {
@@ -18,7 +20,7 @@ impl Explanation {
         let _ = writeln!(out, "   SCRIPT_FILENAME = {}", r.script_filename);
 
         out += "\n2. Meta-variables\n";
-        for group in ["RFC 3875", "extra", "configured", "HTTP_*"] {
+        for group in GROUPS {
             let mut vars = self.meta_variables.iter().filter(|v| v.group == group);
             let Some(first) = vars.next() else { continue };
             let _ = writeln!(out, "   {group}:");
@@ -58,52 +60,24 @@ impl Explanation {
 fn cgi_part(out: &mut String, cgi: &CgiRun) {
     let _ = writeln!(out, "   command: {}", cgi.command.join(" "));
     if let Some(run) = &cgi.script {
-        let mut facts = vec![format!(
-            "exit status {}",
-            run.exit.as_deref().unwrap_or("?")
-        )];
-        if let Some(cpu) = run.cpu_ms {
-            facts.push(format!("{cpu:.2} ms CPU"));
-        }
-        if let Some(rss) = run.max_rss_kib {
-            facts.push(format!("peak RSS {rss} KiB"));
-        }
-        if let Some(ended) = &run.ended {
-            facts.push(format!("ended: {ended}"));
-        }
         let pid = run.pid.map_or("?".to_owned(), |p| p.to_string());
         let _ = writeln!(
             out,
             "   {} spawned by Portico's CGI backend as pid {pid}: {}",
             run.script_name,
-            facts.join(", ")
+            run.facts().join(", ")
         );
     }
-    let _ = writeln!(
-        out,
-        "   {}",
-        if cgi.response_type.starts_with("NPH") {
-            "the script printed this head, which Portico passed on as it was:"
-        } else {
-            "Portico answered with this head, made from the one the script printed:"
-        }
-    );
+    let _ = writeln!(out, "   {}", cgi.head_note());
     for line in cgi.response_head.lines() {
         let _ = writeln!(out, "     | {line}");
     }
     let _ = writeln!(out, "   response type: {}", cgi.response_type);
 }
 
-/// A body's STDIN records all but the last are full: a run of them is one line.
 fn records_part(out: &mut String, records: &[FastcgiRecord]) {
-    let mut i = 0;
-    while i < records.len() {
-        let rec = &records[i];
-        let run = records[i..]
-            .iter()
-            .take_while(|r| r.kind == rec.kind && r.content_length == rec.content_length)
-            .count();
-        let repeat = if run > 2 && rec.params.is_empty() && rec.content_length > 0 {
+    for (rec, run) in runs(records) {
+        let repeat = if run > 1 {
             format!("  (x {run} records)")
         } else {
             String::new()
@@ -116,6 +90,5 @@ fn records_part(out: &mut String, records: &[FastcgiRecord]) {
         for (name, value) in &rec.params {
             let _ = writeln!(out, "       {name} = {value}");
         }
-        i += if repeat.is_empty() { 1 } else { run };
     }
 }

@@ -17,6 +17,9 @@ pub struct MetaVariable {
     pub source: &'static str,
 }
 
+/// The groups, in the order they are shown.
+pub const GROUPS: [&str; 4] = ["RFC 3875", "extra", "configured", "HTTP_*"];
+
 pub const MASK: &str = "*** (--show-secrets shows it)";
 
 pub fn list(vars: &MetaVars, config: &Config, show: bool) -> Vec<MetaVariable> {

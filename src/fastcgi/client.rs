@@ -28,6 +28,7 @@ impl FastCgi {
             .fastcgi
             .iter()
             .chain(config.authorizers())
+            .chain(config.persistent_runners())
             .map(|mount| (mount.mount.clone(), Arc::new(new_pool(mount))))
             .collect();
         FastCgi {

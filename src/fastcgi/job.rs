@@ -1,5 +1,6 @@
 //! One request for a FastCGI application, as the backend takes it: the mount that names
-//! its pool, its deadlines, and the meta-variables encoded once as FCGI_PARAMS.
+//! its pool, its deadlines, and the meta-variables encoded once as FCGI_PARAMS. A request
+//! for a persistent CGI runner (`crate::persistent`) is one too, marked as such.
 
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
@@ -24,6 +25,10 @@ pub struct Job {
     pub role: Role,
     /// The FCGI_PARAMS stream's content: meta-variables, then the mount's extra params.
     pub params: Bytes,
+    /// The app is a persistent CGI runner: its head may decline the request
+    /// (`persistent::DECLINED`), and a failure of its own before any head is handed back
+    /// as `Error::Declined` without an access line, for the gateway to answer otherwise.
+    pub runner: bool,
     pub request: Request,
 }
 
@@ -51,6 +56,28 @@ impl Job {
             request_timeout: mount.launch.as_ref().and_then(|l| l.request_timeout),
             role: Role::Responder,
             params,
+            runner: false,
+            request,
+        })
+    }
+
+    /// The request for a persistent CGI runner: the script's meta-variables exactly as
+    /// plain CGI would set them (SCRIPT_FILENAME names the script to run), nothing else.
+    pub fn for_runner(runner: &FastcgiMount, request: Request) -> Result<Job, Error> {
+        let pairs = request
+            .meta
+            .iter()
+            .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
+        let params = params::encode_pairs(pairs)
+            .map_err(|_| Error::HeadersTooLarge)?
+            .freeze();
+        Ok(Job {
+            mount: runner.mount.clone(),
+            read_timeout: runner.read_timeout,
+            request_timeout: runner.launch.as_ref().and_then(|l| l.request_timeout),
+            role: Role::Responder,
+            params,
+            runner: true,
             request,
         })
     }
@@ -77,6 +104,7 @@ impl Job {
             request_timeout: authorizer.launch.as_ref().and_then(|l| l.request_timeout),
             role: Role::Authorizer,
             params,
+            runner: false,
             request: Request {
                 body: crate::body::RequestBody::None,
                 ..request

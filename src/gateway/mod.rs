@@ -21,9 +21,10 @@ use crate::forwarded::{self, Forwarded};
 use crate::metrics::{MountMetrics, metrics};
 use crate::request_id::RequestId;
 use crate::supervisor::{AppStatus, Supervisor};
-use crate::{fastcgi, meta, router, status};
+use crate::{explain, fastcgi, meta, router, sendfile, status};
 
 mod authorize;
+mod persistent;
 
 /// Where a trusted proxy's id for the request comes, unless `request_id_header` names another.
 static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
@@ -51,6 +52,8 @@ pub struct Gateway {
     fastcgi: FastCgi,
     /// The launched apps' supervisors, by mount.
     supervisors: Vec<(String, Supervisor)>,
+    /// The persistent scripts that run as plain CGI, their runner having failed them.
+    marks: crate::persistent::Marks,
 }
 
 impl Gateway {
@@ -67,7 +70,8 @@ impl Gateway {
         let cgi = Cgi::new(config.limits.clone(), &config.script_env)?;
         let fastcgi = FastCgi::new(&config);
         let mut supervisors = Vec::new();
-        for mount in config.fastcgi.iter().chain(config.authorizers()) {
+        let hidden = config.authorizers().chain(config.persistent_runners());
+        for mount in config.fastcgi.iter().chain(hidden) {
             let (Some(launch), Some(pool)) = (&mount.launch, fastcgi.pool(&mount.mount)) else {
                 continue;
             };
@@ -86,6 +90,7 @@ impl Gateway {
             cgi,
             fastcgi,
             supervisors,
+            marks: crate::persistent::Marks::default(),
         })
     }
 
@@ -245,6 +250,18 @@ impl Gateway {
             }
             return Ok(response);
         }
+        if let Some(page) = &self.config.explain
+            && request.uri().path() == page.path
+        {
+            let (uri, headers) = (request.uri(), request.headers());
+            let response = explain::page::respond(&self.config, page, uri, headers, peer.remote);
+            let response = response.await?;
+            if let Some(access) = access {
+                let bytes = hyper::body::Body::size_hint(response.body()).exact();
+                access.finish(response.status().as_u16(), bytes.unwrap_or(0));
+            }
+            return Ok(response);
+        }
         if let Some(page) = &self.config.metrics
             && request.uri().path() == page.path
         {
@@ -339,8 +356,7 @@ impl Gateway {
             let outcome = match &route {
                 Route::Cgi(script) => {
                     let meta = meta::build(&self.config, &script.target(), &info)?;
-                    let job = crate::cgi::Job::new(script, request(meta));
-                    self.cgi.run(job).await?
+                    self.run_script(script, request(meta)).await?
                 }
                 Route::Fastcgi(app) => {
                     let meta = meta::build(&self.config, &app.target(), &info)?;
@@ -349,7 +365,12 @@ impl Gateway {
                 }
             };
             match outcome {
-                Outcome::Response(response) => return Ok(response),
+                Outcome::Response(response) => {
+                    return match route.x_sendfile() {
+                        Some(dir) => sendfile::apply(dir, &method, &parts.headers, response).await,
+                        None => Ok(response),
+                    };
+                }
                 Outcome::Nph { response, raw_head } => {
                     return Ok(nph_response(response, raw_head, &peer, parts.version));
                 }
@@ -426,6 +447,14 @@ impl<'c> Route<'c> {
         match self {
             Route::Cgi(script) => &script.mount.mount,
             Route::Fastcgi(app) => &app.mount.mount,
+        }
+    }
+
+    /// The directory X-Sendfile may name files in, when the mount allows it.
+    fn x_sendfile(&self) -> Option<&std::path::Path> {
+        match self {
+            Route::Cgi(script) => script.mount.x_sendfile.as_deref(),
+            Route::Fastcgi(app) => app.mount.x_sendfile.as_deref(),
         }
     }
 

@@ -139,8 +139,10 @@ mod tests {
                 auth: None,
                 pass_authorization: false,
                 authorizer: None,
+                x_sendfile: None,
                 interpreters: vec![],
                 suexec: false,
+                persistent: Vec::new(),
             }],
             ..Default::default()
         }

@@ -193,8 +193,10 @@ pub(super) mod tests {
                 auth: None,
                 pass_authorization: false,
                 authorizer: None,
+                x_sendfile: None,
                 interpreters: vec![(".pl".into(), vec!["perl".into()])],
                 suexec: false,
+                persistent: Vec::new(),
             }],
             ..Default::default()
         };
@@ -264,8 +266,10 @@ pub(super) mod tests {
             auth: None,
             pass_authorization: false,
             authorizer: None,
+            x_sendfile: None,
             interpreters: vec![(".pl".into(), vec!["perl".into()])],
             suexec: false,
+            persistent: Vec::new(),
         };
         t.config.cgi.push(mount("/git", "hello.sh"));
         t.config.cgi.push(mount("/perl", "app.pl"));

@@ -111,6 +111,7 @@ mod tests {
             auth: None,
             pass_authorization: false,
             authorizer: None,
+            x_sendfile: None,
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(1),
         };

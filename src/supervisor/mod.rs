@@ -55,6 +55,9 @@ impl Supervisor {
             std::fs::write(&path, source)?;
             launch.command.insert(1, path.into_os_string());
         }
+        for (name, source) in launch.modules {
+            std::fs::write(dir.path().join(name), source)?;
+        }
         let mut env = base_env.to_vec();
         env.extend(launch.env.iter().map(|(k, v)| (k.into(), v.into())));
         let (exits_tx, exits) = mpsc::unbounded_channel();

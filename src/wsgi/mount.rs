@@ -111,6 +111,7 @@ pub(crate) fn fastcgi_mount(v: &Validator<'_>, raw: &RawWsgi) -> Result<FastcgiM
         auth: None,
         pass_authorization: false,
         authorizer: None,
+        x_sendfile: None,
         connect_timeout: Duration::from_secs(5),
         read_timeout: v.seconds(
             None,

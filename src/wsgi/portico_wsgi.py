@@ -275,8 +275,12 @@ def management(conn, rtype, content):
         conn.write(UNKNOWN_TYPE, 0, struct.pack(">B7x", rtype))
 
 
-def serve(conn, app):
-    """Requests on one connection, one at a time, until it closes."""
+def serve(conn, app, request_type=Request):
+    """Requests on one connection, one at a time, until it closes.
+
+    `request_type` runs each request (`Request.run`); Portico's persistent CGI runner
+    (portico_cgi.py) passes its own, which runs a CGI script instead of a WSGI app.
+    """
     request = None
     while True:
         record = conn.read()
@@ -292,7 +296,7 @@ def serve(conn, app):
             elif role != RESPONDER:
                 conn.write(END_REQUEST, request_id, struct.pack(">IB3x", 0, UNKNOWN_ROLE))
             else:
-                request = Request(conn, request_id, flags & KEEP_CONN)
+                request = request_type(conn, request_id, flags & KEEP_CONN)
         elif request is not None and request_id == request.id:
             if rtype == PARAMS and content:
                 request.params += content
@@ -307,13 +311,13 @@ def serve(conn, app):
                 request = None
 
 
-def serve_forever(listener, app):
+def serve_forever(listener, app, request_type=Request):
     """Accepts connections on the worker's socket and serves each until it closes."""
     while True:
         sock, _ = listener.accept()
         conn = Connection(sock)
         try:
-            serve(conn, app)
+            serve(conn, app, request_type)
         except (Disconnected, ResponseCut, OSError):
             pass
         finally:

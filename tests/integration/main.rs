@@ -38,17 +38,23 @@
 //! - `bench`: `portico bench` end to end, in-process and by URL.
 //! - `docs`: the commands of docs/evolution.md, run as written.
 //! - `explain`: `portico explain`, one request as CGI, FastCGI and WSGI.
+//! - `explain_page`: the same as a page (`[explain]`): who may use it, what it shows.
 //! - `wsgi`: WSGI callables behind launched workers and as plain CGI, and a virtual
 //!   environment's interpreter.
 //! - `wsgi_conformance`: PEP 3333, checked by `wsgiref.validate` around an app.
 //! - `django`: a real Django project, made at test time, under a `[[wsgi]]` mount.
 //! - `fastcgi`: FastCGI mounts to an application Portico does not run: params, full-duplex
 //!   body, stdout through the CGI head parser, stderr to the log.
+//! - `persistent`: Perl and Python CGI scripts kept warm in launched runners, answering
+//!   byte for byte as spawned per request, gitweb included.
+//! - `persistent_safety`: state isolation between requests, and the fall back to plain CGI.
 //! - `php`: php-fpm behind a `[[fastcgi]]` mount and php-cgi as a CGI interpreter.
 //! - `launch`: FastCGI workers Portico launches and supervises, and the status page.
 //! - `status_page`: the status page's scoreboard (scripts and FastCGI/WSGI requests
 //!   running now), per-mount counts, rates and percentiles, and the page in Chromium.
 //! - `metrics`: the Prometheus metrics, scraped after a known mix of requests.
+//! - `pages`: the status page, the bench report and the explain page in headless
+//!   Chromium (`chromium` runs it): no console message, the DOM's numbers, the layout.
 //! - `fcgi_examples`: the repository's FastCGI hello examples (C, Python, Perl), launched
 //!   and as plain CGI, and the default `conf/portico.toml`.
 //! - `faults`: FastCGI apps that fail (closed kept connections, a full listen queue, a
@@ -65,6 +71,7 @@ mod auth;
 mod authorizer;
 mod behind_nginx;
 mod bench;
+mod chromium;
 mod clients;
 mod concurrency;
 mod config;
@@ -75,6 +82,7 @@ mod document_root;
 mod environment;
 mod examples;
 mod explain;
+mod explain_page;
 mod fastcgi;
 mod faults;
 mod fcgi_examples;
@@ -91,6 +99,9 @@ mod logging;
 mod meta_variables;
 mod metrics;
 mod misbehaving;
+mod pages;
+mod persistent;
+mod persistent_safety;
 mod php;
 mod privileges;
 mod proxies;
@@ -100,6 +111,7 @@ mod rlimits;
 mod script_failures;
 mod script_mount;
 mod scripts;
+mod sendfile;
 mod shutdown;
 mod smuggling;
 mod status_page;

@@ -159,10 +159,15 @@ fn a_script_writing_past_its_file_size_limit_is_stopped_and_logged() {
         "[limits]\nscript_file_size_mb = 1\n[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n",
         &[],
     );
-    // Killed by SIGXFSZ (25) before its output was sent: a script killed by a signal
-    // did not answer (its output may be cut), so the client gets 502, not `writing`.
+    // Killed by SIGXFSZ (25): a script killed by a signal did not answer, so the client
+    // gets a 502, or, when the kill came after its head went out (1 MiB takes a while
+    // on a busy machine), a body that ends cut short; never a complete `writing`.
     let response = portico.get("/cgi-bin/fill");
-    assert_eq!(response.status, 502, "{}", portico.log());
+    match response.status {
+        502 => {}
+        200 => assert!(!response.complete, "a killed script's body looked whole"),
+        other => panic!("status {other}: {}", portico.log()),
+    }
     let written = fs::metadata(&out).unwrap().len();
     assert_eq!(written, 1 << 20, "the file stops at the limit");
     portico.wait_for_log_line(&["path=/cgi-bin/fill", "signal 25"], 5 * SECOND);

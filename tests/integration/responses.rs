@@ -417,9 +417,14 @@ fn a_script_killed_by_a_signal_never_gets_a_complete_looking_response() {
     fx.script("exit-code", &format!("#!/bin/sh\n{head}\nexit 3\n"));
     let portico = fx.serve(&[]);
     for _ in 0..5 {
+        // Killed within the gather window, it never answered: a 502. On a busy machine the
+        // kill can come after the head went out, and then the body must end cut short.
         let quick = portico.get("/cgi-bin/quick-kill");
-        assert_eq!(quick.status, 502, "{}", portico.log());
-        assert!(!quick.text().contains("partial"));
+        match quick.status {
+            502 => assert!(!quick.text().contains("partial")),
+            200 => assert!(!quick.complete, "a killed script's body looked whole"),
+            other => panic!("status {other}: {}", portico.log()),
+        }
 
         let late = portico.get("/cgi-bin/late-segv");
         assert_eq!(late.status, 200);

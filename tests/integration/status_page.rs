@@ -4,13 +4,12 @@
 //! percentiles after a known number of requests; the same data in JSON and in HTML; and
 //! the HTML as headless Chromium renders it.
 
-use std::path::Path;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::chromium::Chromium;
 use crate::harness::{Fixture, Portico, wait_until};
 use crate::http::Request;
 use crate::launch::{APP, status};
@@ -272,8 +271,7 @@ fn per_mount_counts_rates_and_percentiles_match_the_requests_sent() {
 /// WSGI label. Skipped, saying so, where Chromium is not installed (scripts/test installs it).
 #[test]
 fn the_status_page_renders_its_scoreboard_in_headless_chromium() {
-    let Some(chromium) = find_chromium() else {
-        eprintln!("skipped: no chromium on PATH (scripts/test installs Debian's chromium)");
+    let Some(chromium) = Chromium::find() else {
         return;
     };
     let fx = Fixture::new();
@@ -290,20 +288,10 @@ fn the_status_page_renders_its_scoreboard_in_headless_chromium() {
         "browser-script",
     );
 
-    let profile = fx.dir("chromium-profile");
     let url = format!("http://{}/portico-status", portico.addr());
-    let output = Command::new(&chromium)
-        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(&url)
-        .output()
-        .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && dom.contains("</html>"),
-        "chromium failed: {}\n{dom}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let page = chromium.render(&fx, &url);
+    assert!(page.console.is_empty(), "{:?}", page.console);
+    let dom = page.dom;
     let script_pid = script_row["pid"].as_i64().unwrap();
     let wsgi_pid = wsgi_row["pid"].as_u64().unwrap();
     for needle in [
@@ -323,20 +311,4 @@ fn the_status_page_renders_its_scoreboard_in_headless_chromium() {
     }
     assert_eq!(script.join().unwrap(), 200);
     assert_eq!(wsgi.join().unwrap(), 200);
-}
-
-/// Debian's `chromium`, or another distribution's name for it.
-fn find_chromium() -> Option<std::path::PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser"].iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| is_executable(candidate))
-    })
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    path.metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

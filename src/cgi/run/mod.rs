@@ -54,6 +54,11 @@ const GATHER_WINDOW: Duration = Duration::from_millis(1);
 /// signal has its output cut short, which the client must be able to tell.
 const EXIT_SETTLE: Duration = Duration::from_millis(20);
 
+/// How much longer a script that is exiting already may take to become a zombie: the kernel
+/// closes its files before it reports its exit, and on a busy machine the dying process
+/// can wait for a CPU between the two.
+const EXITING_SETTLE: Duration = Duration::from_secs(1);
+
 pub(super) struct Run {
     process: Process,
     stdin_pump: Option<JoinHandle<()>>,
@@ -288,6 +293,13 @@ impl Run {
                 Ok(Some(status)) => Some(status),
                 Ok(None) => match tokio::time::timeout(EXIT_SETTLE, self.process.exited()).await {
                     Ok(Ok(())) => self.process.peek_exit().ok().flatten(),
+                    Err(_) if self.process.is_exiting() => {
+                        let exited = self.process.exited();
+                        match tokio::time::timeout(EXITING_SETTLE, exited).await {
+                            Ok(Ok(())) => self.process.peek_exit().ok().flatten(),
+                            _ => None,
+                        }
+                    }
                     _ => None,
                 },
                 Err(_) => None,

@@ -9,6 +9,11 @@
 //! away gets its request aborted with FCGI_ABORT_REQUEST (§5.4) and its connection closed
 //! once the application has ended the request (or after a grace period): libfcgi closes a
 //! connection after an abort anyway.
+//!
+//! A persistent CGI runner's request (`Job::runner`) may end otherwise: declined by its
+//! head, or broken off by its worker before any head. Neither reaches the client nor the
+//! access log: both go back to the gateway as `Error::Declined`, which answers them with
+//! plain CGI (`gateway::persistent`).
 
 use std::io;
 use std::sync::Arc;
@@ -77,6 +82,7 @@ impl Exchange {
         let sending = Sending::start(writer, half.id, opening, job.request.body);
         Exchange {
             mount: job.mount,
+            runner: job.runner,
             endpoint: lease.endpoint.clone(),
             read_timeout: job.read_timeout,
             total: job
@@ -139,6 +145,8 @@ impl Exchange {
 /// Dropped before the head is out (the client went away), it aborts the request.
 pub(super) struct Exchange {
     mount: String,
+    /// A persistent CGI runner's request (`Job::runner`).
+    runner: bool,
     endpoint: Arc<Endpoint>,
     read_timeout: Duration,
     /// A launched app's `request_timeout`, as a deadline.
@@ -226,6 +234,7 @@ impl Drop for Exchange {
         }
         let mut rest = Exchange {
             mount: std::mem::take(&mut self.mount),
+            runner: self.runner,
             endpoint: self.endpoint.clone(),
             read_timeout: self.read_timeout,
             total: self.total,

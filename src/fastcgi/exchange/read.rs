@@ -13,11 +13,12 @@ use tokio::time::sleep_until;
 use super::{Exchange, Pumped, closed};
 use crate::backend::{Reply, Stop};
 use crate::cgi::response::{self, Kind as HeadKind};
-use crate::error::Deadline;
+use crate::error::{Deadline, Error};
 use crate::fastcgi::half::{is_closed, split};
 use crate::fastcgi::pool::Link;
 use crate::fastcgi::record::{self, Kind};
 use crate::fastcgi::send::{Sending, write_request};
+use crate::persistent::DECLINED;
 
 impl Exchange {
     /// The kept connection ended before any record came back: the request goes once more
@@ -188,6 +189,21 @@ impl Exchange {
                             continue;
                         };
                         match parsed {
+                            Ok(head) if self.runner && head.headers.contains_key(&DECLINED) => {
+                                // The runner did not run the script: nothing of this goes
+                                // to the client, and the rest of the request is not needed.
+                                let why =
+                                    head.headers.get(&DECLINED).map_or_else(String::new, |v| {
+                                        String::from_utf8_lossy(v.as_bytes()).into_owned()
+                                    });
+                                self.head_tx = Some(tx);
+                                self.failed = Some(Error::Declined {
+                                    why,
+                                    may_have_run: false,
+                                    runner_down: false,
+                                });
+                                return Pumped::Ended(Stop::Ended);
+                            }
                             Ok(head) if head.kind == HeadKind::LocalRedirect => {
                                 self.status = Some(head.status);
                                 let location = head.location.unwrap_or_default();
