@@ -34,10 +34,10 @@ targets=(/cgi-bin/hello.pl /warm/hello.pl /cgi-bin/form.pl /warm/form.pl
     echo 'listen = "127.0.0.1:0"'
     if [[ -e $gitweb ]]; then
         export GIT_AUTHOR_DATE=2020-01-02T03:04:05Z GIT_COMMITTER_DATE=2020-01-02T03:04:05Z
-        git init -q "$work/work" && echo hello >"$work/work/README"
-        git -C "$work/work" add README
-        git -C "$work/work" -c user.name=Bench -c user.email=bench@example.org commit -qm one
-        git clone -q --bare "$work/work" "$work/git/demo.git"
+        git init -q "$work/repo" && echo hello >"$work/repo/README"
+        git -C "$work/repo" add README
+        git -C "$work/repo" -c user.name=Bench -c user.email=bench@example.org commit -qm one
+        git clone -q --bare "$work/repo" "$work/git/demo.git"
         echo "\$projectroot = \"$work/git\";" >"$work/gitweb.conf"
         printf '[env]\nset = { GITWEB_CONFIG = "%s" }\n' "$work/gitweb.conf"
         printf '[[cgi]]\nmount = "/gitweb"\nscript = "%s"\n' "$gitweb"
