@@ -50,6 +50,9 @@ class Connection:
     def __init__(self, sock):
         self.sock = sock
         self.reader = sock.makefile("rb")
+        # Records held back to go out with the next ones in one send: a small response's
+        # head, body and end are one write, not five (each a system call and a wake-up).
+        self.pending = bytearray()
 
     def read(self):
         try:
@@ -64,11 +67,16 @@ class Connection:
             return None
         return rtype, request_id, body[:length]
 
-    def write(self, rtype, request_id, data=b""):
-        out = bytearray()
+    def write(self, rtype, request_id, data=b"", flush=True):
+        """Writes a record (or several, for data past 64 KiB); with flush=False it waits
+        for the next write that flushes, so that both go out in one send."""
+        out = self.pending
         for start in range(0, max(len(data), 1), MAX_CONTENT):
             chunk = data[start : start + MAX_CONTENT]
             out += HEADER.pack(1, rtype, request_id, len(chunk), 0) + chunk
+        if not flush:
+            return
+        self.pending = bytearray()
         try:
             self.sock.sendall(out)
         except OSError as e:
@@ -198,8 +206,8 @@ class Request:
         # The app may not have read all of its input; the rest is read and dropped.
         while self.next_stdin():
             pass
-        self.conn.write(STDOUT, self.id)
-        self.conn.write(STDERR, self.id)
+        self.conn.write(STDOUT, self.id, flush=False)
+        self.conn.write(STDERR, self.id, flush=False)
         self.conn.write(END_REQUEST, self.id, struct.pack(">IB3x", app_status, REQUEST_COMPLETE))
 
     def respond(self, app, environ):
@@ -225,27 +233,32 @@ class Request:
             state["status"], state["headers"] = status, headers
             return write
 
-        def write(data):
+        def write(data, last=False):
             if state["status"] is None:
                 raise AssertionError("write() before start_response()")
             if not state["sent"]:
                 head = "Status: %s\r\n" % state["status"]
                 head += "".join("%s: %s\r\n" % (k, v) for k, v in state["headers"]) + "\r\n"
-                self.conn.write(STDOUT, self.id, head.encode("latin-1"))
+                # With a block, the head goes out with it.
+                flush = not data and not last
+                self.conn.write(STDOUT, self.id, head.encode("latin-1"), flush=flush)
                 state["sent"] = True
             if data:
-                self.conn.write(STDOUT, self.id, data)
+                self.conn.write(STDOUT, self.id, data, flush=not last)
 
         try:
             result = app(environ, start_response)
             try:
                 # PEP 3333 (buffering and streaming): each block goes out before the
-                # next is asked for, and the head only with the first non-empty one.
+                # next is asked for, and the head only with the first non-empty one. A
+                # list or tuple of one block has no next: it waits for the response's end
+                # records, to go out with them in one send.
+                single = isinstance(result, (list, tuple)) and len(result) == 1
                 for data in result:
                     if data:
-                        write(data)
+                        write(data, last=single)
                 if not state["sent"]:
-                    write(b"")
+                    write(b"", last=True)
             finally:
                 # PEP 3333: close() is called once, on success, error or disconnect.
                 if hasattr(result, "close"):
