@@ -72,7 +72,9 @@ fn a_head_that_would_split_the_response_is_502_through_cgi_and_fastcgi() {
     }
     // The last line is written once its response is out: it may come a moment later.
     let lines = || portico.log().matches("status=502").count();
-    crate::harness::wait_until(std::time::Duration::from_secs(5), || lines() >= 2 * HEADS.len());
+    crate::harness::wait_until(std::time::Duration::from_secs(5), || {
+        lines() >= 2 * HEADS.len()
+    });
     let log = portico.log();
     assert_eq!(
         log.matches("status=502").count(),
