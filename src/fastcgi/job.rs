@@ -36,7 +36,31 @@ impl Job {
     /// The request for the app the router found, its meta-variables encoded once, here,
     /// as FCGI_PARAMS name-value pairs (§3.4), then the mount's extra params.
     pub fn new(app: &router::FastcgiMatch<'_>, request: Request) -> Result<Job, Error> {
-        let mount = app.mount;
+        Job::to(app.mount, Role::Responder, false, request)
+    }
+
+    /// The request for a persistent CGI runner: the script's meta-variables exactly as
+    /// plain CGI would set them (SCRIPT_FILENAME names the script to run), nothing else.
+    pub fn for_runner(runner: &FastcgiMount, request: Request) -> Result<Job, Error> {
+        Job::to(runner, Role::Responder, true, request)
+    }
+
+    /// The question for `authorizer` about `request` (FastCGI §6.3): its meta-variables
+    /// without CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME, and no body.
+    pub fn authorizer(authorizer: &FastcgiMount, mut request: Request) -> Result<Job, Error> {
+        request.meta.retain(|(name, _)| {
+            !matches!(
+                name.as_str(),
+                "CONTENT_LENGTH" | "PATH_INFO" | "PATH_TRANSLATED" | "SCRIPT_NAME"
+            )
+        });
+        request.body = crate::body::RequestBody::None;
+        Job::to(authorizer, Role::Authorizer, false, request)
+    }
+
+    /// `request` for `mount`'s pool in `role`: the meta-variables, then the mount's extra
+    /// params (none for an authorizer or a runner), encoded once as FCGI_PARAMS.
+    fn to(mount: &FastcgiMount, role: Role, runner: bool, request: Request) -> Result<Job, Error> {
         let pairs = request
             .meta
             .iter()
@@ -54,61 +78,10 @@ impl Job {
             mount: mount.mount.clone(),
             read_timeout: mount.read_timeout,
             request_timeout: mount.launch.as_ref().and_then(|l| l.request_timeout),
-            role: Role::Responder,
+            role,
             params,
-            runner: false,
+            runner,
             request,
-        })
-    }
-
-    /// The request for a persistent CGI runner: the script's meta-variables exactly as
-    /// plain CGI would set them (SCRIPT_FILENAME names the script to run), nothing else.
-    pub fn for_runner(runner: &FastcgiMount, request: Request) -> Result<Job, Error> {
-        let pairs = request
-            .meta
-            .iter()
-            .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
-        let params = params::encode_pairs(pairs)
-            .map_err(|_| Error::HeadersTooLarge)?
-            .freeze();
-        Ok(Job {
-            mount: runner.mount.clone(),
-            read_timeout: runner.read_timeout,
-            request_timeout: runner.launch.as_ref().and_then(|l| l.request_timeout),
-            role: Role::Responder,
-            params,
-            runner: true,
-            request,
-        })
-    }
-
-    /// The question for `authorizer` about `request` (FastCGI §6.3): its meta-variables
-    /// without CONTENT_LENGTH, PATH_INFO, PATH_TRANSLATED and SCRIPT_NAME, and no body.
-    pub fn authorizer(authorizer: &FastcgiMount, mut request: Request) -> Result<Job, Error> {
-        request.meta.retain(|(name, _)| {
-            !matches!(
-                name.as_str(),
-                "CONTENT_LENGTH" | "PATH_INFO" | "PATH_TRANSLATED" | "SCRIPT_NAME"
-            )
-        });
-        let pairs = request
-            .meta
-            .iter()
-            .map(|(name, value)| (name.as_bytes(), value.as_bytes()));
-        let params = params::encode_pairs(pairs)
-            .map_err(|_| Error::HeadersTooLarge)?
-            .freeze();
-        Ok(Job {
-            mount: authorizer.mount.clone(),
-            read_timeout: authorizer.read_timeout,
-            request_timeout: authorizer.launch.as_ref().and_then(|l| l.request_timeout),
-            role: Role::Authorizer,
-            params,
-            runner: false,
-            request: Request {
-                body: crate::body::RequestBody::None,
-                ..request
-            },
         })
     }
 }
