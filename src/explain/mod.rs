@@ -24,6 +24,7 @@ mod access_line;
 mod cgi;
 mod error;
 mod exchange;
+mod narrow;
 pub mod page;
 mod records;
 mod request;
@@ -124,8 +125,9 @@ fn explain(
         .enable_all()
         .build()?;
     let warm_up = matches!(backend, Backend::Fastcgi(_));
+    let served = Arc::new(narrow::for_mount(&config, &route.mount));
     let (exchange, user) = tracing::subscriber::with_default(lines.subscriber(), || {
-        runtime.block_on(serve_one(&config, request, warm_up, &lines))
+        runtime.block_on(serve_one(&served, request, warm_up, &lines))
     })?;
     let line = lines.last();
 

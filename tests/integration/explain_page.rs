@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Fixture, PORTICO, Portico};
+use crate::harness::{Fixture, PORTICO, Portico, wait_until};
 use crate::http::Request;
 
 const ON: &str = "[explain]\nenabled = true\n";
@@ -246,4 +246,58 @@ fn one_explanation_runs_at_a_time_and_another_meanwhile_is_told_to_retry() {
         slow.text()
     );
     assert_eq!(explain(&portico, "url=/cgi-bin/hello.sh").status, 200);
+}
+
+/// The explanation's own server starts the workers of the request's app and of no other:
+/// a launched app that notes each start of its workers is started again only by an
+/// explanation of a request to it.
+#[test]
+fn an_explanation_starts_only_the_workers_of_its_own_app() {
+    let fx = Fixture::new();
+    fx.c_examples();
+    let starts = fx.path("starts");
+    let app = fx.file(
+        "noted-app",
+        &format!(
+            "#!/bin/sh\necho $$ >> '{}'\nexec '{}'\n",
+            starts.display(),
+            fx.path("cgi-bin/hello-fcgi-c").display()
+        ),
+        0o755,
+    );
+    let portico = fx.serve_config(
+        &format!(
+            "{ON}[[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
+             [[fastcgi]]\nmount = '/app'\n\
+             launch = {{ command = ['{}'], workers = 2 }}\n",
+            app.display()
+        ),
+        &[],
+    );
+    let lines = || {
+        std::fs::read_to_string(&starts)
+            .unwrap_or_default()
+            .lines()
+            .count()
+    };
+    assert!(wait_until(Duration::from_secs(10), || lines() == 2));
+
+    for _ in 0..3 {
+        let cgi = explain(&portico, "url=/cgi-bin/hello.sh");
+        assert_eq!(cgi.status, 200);
+        assert!(
+            cgi.text().contains("6. Time (status 200)"),
+            "{}",
+            cgi.text()
+        );
+    }
+    assert_eq!(lines(), 2, "{}", portico.log());
+
+    let app = explain(&portico, "url=/app/");
+    assert!(
+        app.text().contains("6. Time (status 200)"),
+        "{}",
+        app.text()
+    );
+    assert_eq!(lines(), 4, "{}", portico.log());
 }
