@@ -50,6 +50,8 @@ pub struct Metrics {
     /// FastCGI connection, launched workers by state, upstreams marked down.
     pub cgi_running: Gauge,
     pub queue_waiting: Family<MountLabel, Gauge>,
+    /// How long the requests that found every worker busy waited in line, by mount.
+    queue_waits: Family<MountLabel, Histogram, fn() -> Histogram>,
     pub workers: Family<WorkerLabels, Gauge>,
     pub upstream_down: Family<UpstreamLabel, Gauge>,
 }
@@ -128,6 +130,11 @@ fn duration_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+fn queue_wait_histogram() -> Histogram {
+    // 0.25 ms (a worker freed at once) to about 16 s (past the default queue timeout).
+    Histogram::new(exponential_buckets(0.00025, 2.0, 17))
+}
+
 impl Metrics {
     fn new() -> Metrics {
         let mut registry = Registry::with_prefix("portico");
@@ -187,6 +194,13 @@ impl Metrics {
             "Requests waiting for a connection to a FastCGI mount's application, by mount",
             queue_waiting.clone(),
         );
+        let queue_waits = Family::new_with_constructor(queue_wait_histogram as fn() -> Histogram);
+        registry.register(
+            "queue_wait_seconds",
+            "How long requests that found a FastCGI mount's every connection busy waited \
+             in line, until they got one, timed out (503) or the app stopped, by mount",
+            queue_waits.clone(),
+        );
         let workers = Family::<WorkerLabels, Gauge>::default();
         registry.register(
             "workers",
@@ -211,6 +225,7 @@ impl Metrics {
             upstream_down,
             cgi_running,
             queue_waiting,
+            queue_waits,
             workers,
             requests,
             durations,
@@ -254,6 +269,15 @@ impl Metrics {
         });
         mounts.insert(mount.to_owned(), made.clone());
         made
+    }
+
+    /// The histogram of `mount`'s waits in its FastCGI queue, shown once a pool has it.
+    pub fn queue_wait(&self, mount: &str) -> Histogram {
+        self.queue_waits
+            .get_or_create(&MountLabel {
+                mount: mount.to_owned(),
+            })
+            .clone()
     }
 
     /// Every mount that has counters, by name: `""` is the requests answered before a
@@ -319,5 +343,51 @@ mod tests {
         let traffic = m.traffic.summary();
         assert_eq!((traffic.requests, traffic.bytes), (3, 30));
         assert_eq!(traffic.recent_requests, 3);
+    }
+
+    /// docs/metrics.md is the operators' list: every family the registry has is on it.
+    #[test]
+    fn the_metrics_page_of_the_docs_names_every_metric() {
+        let docs = include_str!("../docs/metrics.md");
+        // A family with no series is not written: one of each.
+        let metrics = Metrics::new();
+        metrics.mount("/m");
+        metrics.queue_wait("/m");
+        let mount = || MountLabel { mount: "/m".into() };
+        let _ = metrics.queue_waiting.get_or_create(&mount());
+        let _ = metrics.worker_restarts.get_or_create(&mount());
+        let deadline = DeadlineLabel { deadline: "head" };
+        let _ = metrics.cgi_deadline_kills.get_or_create(&deadline);
+        let upstream = "unix:/s".to_owned();
+        let how = "opened";
+        let _ = metrics
+            .fastcgi_connections
+            .get_or_create(&ConnectionLabels { upstream, how });
+        let (mount, reason) = ("/m".to_owned(), "idle");
+        let _ = metrics
+            .worker_recycles
+            .get_or_create(&RecycleLabels { mount, reason });
+        let (mount, state) = ("/m".to_owned(), "idle");
+        let _ = metrics
+            .workers
+            .get_or_create(&WorkerLabels { mount, state });
+        let upstream = "unix:/s".to_owned();
+        let _ = metrics
+            .upstream_down
+            .get_or_create(&UpstreamLabel { upstream });
+        let text = metrics.encode();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert_eq!(families.len(), 14, "{text}");
+        for family in families {
+            let named = [format!("`{family}`"), format!("`{family}_total`")];
+            assert!(
+                named.iter().any(|n| docs.contains(n.as_str())),
+                "docs/metrics.md does not name {family}"
+            );
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! from its own log on stderr (`--enable-logging=stderr`). Screenshots go to the fixture
 //! too, and go with it.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -131,19 +132,32 @@ impl Chromium {
             .stderr(Stdio::piped())
             .spawn()
             .expect("chromium starts");
+        // Both pipes are drained while it runs: a DOM past the pipe's 64 KiB would
+        // otherwise block Chromium's write, and the wait below, until the timeout.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            let mut pipe = pipe.expect("a piped output");
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
         let started = Instant::now();
-        while child.try_wait().expect("chromium is waited for").is_none() {
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("chromium is waited for") {
+                break status;
+            }
             if started.elapsed() > TIMEOUT {
                 let _ = child.kill();
-                break;
+                break child.wait().expect("chromium is reaped");
             }
             std::thread::sleep(Duration::from_millis(50));
-        }
-        let output = child.wait_with_output().expect("chromium's output");
-        let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-        let stderr = text(&output.stderr);
-        assert!(output.status.success(), "chromium failed: {stderr}");
-        (text(&output.stdout), stderr)
+        };
+        let stderr = stderr.join().expect("chromium's stderr");
+        assert!(status.success(), "chromium failed: {stderr}");
+        (stdout.join().expect("chromium's stdout"), stderr)
     }
 }
 

@@ -159,3 +159,69 @@ fn metrics_are_off_unless_enabled() {
     let portico = fx.serve(&[]);
     assert_eq!(portico.get("/metrics").status, 404);
 }
+
+const SLOW_WSGI: &str = r#"import time
+
+def app(environ, start_response):
+    time.sleep(float(environ.get("QUERY_STRING") or 0))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"done\n"]
+"#;
+
+/// `queue_wait_seconds` observes each request that found the mount's one worker busy, as
+/// it leaves the line: one served once the worker is free, one that timed out with a 503.
+/// A request that met a free worker is not in it.
+#[test]
+fn queue_waits_are_observed_for_the_requests_that_waited_in_line() {
+    let fx = Fixture::new();
+    fx.file("apps/slow_wsgi.py", SLOW_WSGI, 0o644);
+    let apps = fx.path("apps");
+    let portico = fx.serve_config(
+        &format!(
+            "[limits]\nqueue_timeout_seconds = 0.7\n\
+             [metrics]\nenabled = true\n\
+             [[wsgi]]\nmount = '/wsgi'\napp = 'slow_wsgi:app'\npath = ['{}']\nworkers = 1\n",
+            apps.display()
+        ),
+        &[],
+    );
+    assert_eq!(portico.get("/wsgi/").status, 200);
+    let scrape = || samples(&portico.get("/metrics").text());
+    let busy = r#"portico_workers{mount="/wsgi",state="busy"}"#;
+    let in_background = |query: &'static str| {
+        let addr = portico.addr();
+        let handle = std::thread::spawn(move || {
+            crate::http::send(addr, &Request::get(&format!("/wsgi/?{query}"))).status
+        });
+        let taken = || scrape().get(busy) == Some(&1.0);
+        assert!(wait_until(Duration::from_secs(5), taken));
+        handle
+    };
+
+    let first = in_background("0.4");
+    assert_eq!(portico.get("/wsgi/").status, 200, "waited for the worker");
+    assert_eq!(first.join().unwrap(), 200);
+    let long = in_background("2");
+    assert_eq!(portico.get("/wsgi/").status, 503, "waited past the timeout");
+    assert_eq!(long.join().unwrap(), 200);
+    assert_eq!(portico.get("/wsgi/").status, 200, "met a free worker");
+
+    let s = scrape();
+    let series = |suffix: &str, le: Option<&str>| {
+        s.iter()
+            .filter(|(k, _)| {
+                k.starts_with(&format!("portico_queue_wait_seconds_{suffix}{{"))
+                    && k.contains(r#"mount="/wsgi""#)
+                    && le.is_none_or(|le| k.contains(&format!("le=\"{le}\"")))
+            })
+            .map(|(_, v)| *v)
+            .collect::<Vec<f64>>()
+    };
+    assert_eq!(series("count", None), [2.0]);
+    let sum = series("sum", None)[0];
+    assert!((0.7..2.0).contains(&sum), "{sum}");
+    assert_eq!(series("bucket", Some("+Inf")), [2.0]);
+    assert_eq!(series("bucket", Some("1.024")), [2.0]);
+    // The 503 waited the whole 0.7 s.
+    assert!(series("bucket", Some("0.512"))[0] <= 1.0);
+}

@@ -1,7 +1,7 @@
 //! Every page Portico produces, as headless Chromium renders it: the status page, the
 //! `portico bench --html` report and the teaching page each load without a console
 //! message; the status page's numbers in the DOM are those of its `?json`; and a 2 KiB
-//! URL or a mount of 60 workers leaves each page as wide as its window, every row there
+//! URL or a mount of 500 workers leaves each page as wide as its window, every row there
 //! and a screenshot of the window's size. Skipped, saying so, without Chromium.
 
 use std::process::Command;
@@ -110,7 +110,7 @@ fn the_status_page_in_chromium_shows_the_numbers_of_its_json() {
 }
 
 #[test]
-fn the_status_page_keeps_its_layout_with_a_long_url_and_60_workers() {
+fn the_status_page_keeps_its_layout_with_a_long_url_and_500_workers() {
     let Some(chromium) = Chromium::find() else {
         return;
     };
@@ -121,13 +121,13 @@ fn the_status_page_keeps_its_layout_with_a_long_url_and_60_workers() {
         "[status]\nenabled = true\n\
          [[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
          [[fastcgi]]\nmount = '/many'\n\
-         launch = { command = ['cgi-bin/hello-fcgi-c'], workers = 60 }\n",
+         launch = { command = ['cgi-bin/hello-fcgi-c'], workers = 500 }\n",
         &[],
     );
     let workers = |page: &Value| page["fastcgi"][0]["workers"].as_array().unwrap().clone();
     let all_idle = || {
         let now = workers(&status(&portico));
-        now.len() == 60
+        now.len() == 500
             && now
                 .iter()
                 .all(|w| w["state"] == "idle" && w["pid"].is_u64())
@@ -152,7 +152,7 @@ fn the_status_page_keeps_its_layout_with_a_long_url_and_60_workers() {
     assert!(page.dom.contains(&row), "no long URL row in\n{}", page.dom);
     let pids = workers(&status(&portico));
     let idle = page.dom.matches("<td>idle</td>").count();
-    assert_eq!(idle, 60, "{}", page.dom);
+    assert_eq!(idle, 500, "{}", page.dom);
     for worker in &pids {
         let cell = format!("<td>{}</td>", worker["pid"]);
         assert!(page.dom.contains(&cell), "no worker {cell}");

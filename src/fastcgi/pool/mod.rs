@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +53,8 @@ pub struct Pool {
     /// Whether the supervisor may start another worker on demand: when it may not (a
     /// fixed pool, or one at `max_workers`), waiting requests do not wake it.
     may_grow: AtomicBool,
+    /// The waits in line, observed as each request leaves it (`queue_wait_seconds`).
+    queue_waits: Histogram,
 }
 
 impl Pool {
@@ -62,7 +65,6 @@ impl Pool {
         fail_timeout: Duration,
     ) -> Pool {
         Pool {
-            name,
             endpoints: Mutex::new(Vec::new()),
             balance,
             next: AtomicUsize::new(0),
@@ -74,6 +76,8 @@ impl Pool {
             stopping: CancellationToken::new(),
             demand: Notify::new(),
             may_grow: AtomicBool::new(false),
+            queue_waits: crate::metrics::metrics().queue_wait(&name),
+            name,
         }
     }
 
@@ -122,10 +126,17 @@ impl Pool {
 
     /// A free endpoint, or a wait in line for one up to `queue_timeout`.
     pub async fn acquire(self: &Arc<Self>, queue_timeout: Duration) -> Result<Lease, Error> {
-        let deadline = tokio::time::Instant::now() + queue_timeout;
+        let arrived = tokio::time::Instant::now();
+        let deadline = arrived + queue_timeout;
         let mut woken = false;
+        let left = |waited: bool| {
+            if waited {
+                self.queue_waits.observe(arrived.elapsed().as_secs_f64());
+            }
+        };
         loop {
             if let Some(reason) = self.stopped() {
+                left(woken);
                 return Err(Error::AppStopped(reason));
             }
             let (tx, rx) = oneshot::channel();
@@ -137,6 +148,7 @@ impl Pool {
                 if (woken || waiters.is_empty())
                     && let Some(lease) = self.try_lease()
                 {
+                    left(woken);
                     return Ok(lease);
                 }
                 if woken {
@@ -153,6 +165,7 @@ impl Pool {
                 .await
                 .is_err()
             {
+                left(true);
                 return Err(Error::Overloaded);
             }
             woken = true;
