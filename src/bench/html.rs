@@ -1,10 +1,12 @@
 //! `portico bench --html FILE`: one self-contained page with three SVG charts a reader
 //! takes in at a glance: requests/s per target, latency by percentile, and where each
-//! request's CPU goes (Portico versus the script or worker it ran).
+//! request's CPU goes (Portico versus the script, runner or worker it ran). A colour per
+//! mode: spawned, kept warm, rewritten.
 
 use std::fmt::Write;
 
 use super::report::{Report, TargetReport};
+use super::twins::Mode;
 use html_escape::encode_text as escape;
 
 const WIDTH: f64 = 760.0;
@@ -17,14 +19,15 @@ pub fn page(report: &Report) -> String {
          <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:820px;color:#222}\
          h2{margin-top:2em}svg text{font:12px system-ui,sans-serif}.note{color:#555}\
          table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}\
-         td:first-child,th:first-child{text-align:left}</style>",
+         td:nth-child(-n+2),th:nth-child(-n+2){text-align:left}</style>",
     );
     let _ = write!(
         out,
         "<h1>portico bench</h1><p class=note>{} connections, {} load threads, {} s per target, \
          {} round(s), nproc {}, Portico {}; server: {}. \
          <span style=color:#d9822b>■</span> CGI (a process per request) \
-         <span style=color:#2b6cb0>■</span> FastCGI (persistent workers)</p>",
+         <span style=color:#2f855a>■</span> persistent CGI (the same script, kept warm) \
+         <span style=color:#2b6cb0>■</span> FastCGI (rewritten, persistent workers)</p>",
         report.connections,
         report.threads,
         report.duration_seconds,
@@ -35,15 +38,20 @@ pub fn page(report: &Report) -> String {
     );
     out.push_str("<h2>Requests per second</h2><p class=note>Logarithmic scale: each grid line is ten times the one before.</p>");
     out.push_str(&throughput(&report.targets));
-    for r in &report.ratios {
-        let _ = write!(
-            out,
-            "<p>App <b>{}</b>: FastCGI {} answers <b>{:.1}×</b> the requests of CGI {}.</p>",
-            escape(&r.app),
-            escape(&r.fastcgi),
-            r.ratio,
-            escape(&r.cgi)
-        );
+    for cgi in report.targets.iter().map(|t| &t.target) {
+        let warm = report.persistent_ratios.iter().filter(|r| &r.cgi == cgi);
+        let warm = warm.map(|r| (&r.app, "persistent CGI", &r.persistent, r.ratio));
+        let fast = report.ratios.iter().filter(|r| &r.cgi == cgi);
+        let fast = fast.map(|r| (&r.app, "FastCGI", &r.fastcgi, r.ratio));
+        for (app, mode, target, ratio) in warm.chain(fast) {
+            let _ = write!(
+                out,
+                "<p>App <b>{}</b>: {mode} {} answers <b>{ratio:.1}×</b> the requests of CGI {}.</p>",
+                escape(app),
+                escape(target),
+                escape(cgi)
+            );
+        }
     }
     out.push_str("<h2>Latency by percentile</h2><p class=note>Milliseconds, logarithmic scale; lower is better.</p>");
     out.push_str(&latency(&report.targets));
@@ -54,18 +62,20 @@ pub fn page(report: &Report) -> String {
     {
         out.push_str(
             "<h2>Where each request's CPU goes</h2><p class=note>Share of the CPU one request \
-             costs: Portico itself, and the script or worker it ran (for CGI that is mostly \
+             costs: Portico itself, and the script, runner or worker it ran (for CGI that is mostly \
              starting a process). Milliseconds per request in the labels.</p>",
         );
         out.push_str(&cpu_split(&report.targets));
     }
-    out.push_str("<h2>Figures</h2><table><tr><th>target</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th><th>errors</th><th>spawns/s</th></tr>");
+    out.push_str("<h2>Figures</h2><table><tr><th>target</th><th>mode</th><th>req/s</th><th>× CGI</th><th>p50 ms</th><th>p99 ms</th><th>max ms</th><th>errors</th><th>spawns/s</th></tr>");
     for t in &report.targets {
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{:.0}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{}</td><td>{}</td></tr>",
             escape(&t.target),
+            t.mode.map_or("-", Mode::label),
             t.requests_per_second,
+            t.ratio_to_cgi.map_or("-".to_owned(), |r| format!("{r:.2}")),
             t.latency_ms.p50,
             t.latency_ms.p99,
             t.latency_ms.max,
@@ -79,22 +89,22 @@ pub fn page(report: &Report) -> String {
 }
 
 fn color(t: &TargetReport) -> &'static str {
-    match t.mode {
-        Some("cgi") => "#d9822b",
-        Some("fastcgi") => "#2b6cb0",
-        _ => "#718096",
-    }
+    shade(t, 0)
 }
 
-/// Line colours: shades of the mode's colour, so lines of one mode stay apart.
+/// Line colours: shades of the mode's colour, so lines of one mode stay apart; the first is
+/// the legend's.
 fn shade(t: &TargetReport, n: usize) -> &'static str {
     const CGI: [&str; 4] = ["#d9822b", "#9c4221", "#ecc94b", "#c53030"];
+    const PERSISTENT: [&str; 3] = ["#2f855a", "#22543d", "#68d391"];
     const FASTCGI: [&str; 3] = ["#2b6cb0", "#2c7a7b", "#553c9a"];
-    match t.mode {
-        Some("cgi") => CGI[n % CGI.len()],
-        Some("fastcgi") => FASTCGI[n % FASTCGI.len()],
-        _ => "#718096",
-    }
+    let shades: &[&'static str] = match t.mode {
+        Some(Mode::Cgi) => &CGI,
+        Some(Mode::PersistentCgi) => &PERSISTENT,
+        Some(Mode::Fastcgi) => &FASTCGI,
+        None => &["#718096"],
+    };
+    shades[n % shades.len()]
 }
 
 /// Horizontal bars on a log10 axis, one per target, with the value at the end.
@@ -213,7 +223,7 @@ fn latency(targets: &[TargetReport]) -> String {
     svg
 }
 
-/// A 100% bar per target: Portico's CPU, then the script's or worker's.
+/// A 100% bar per target: Portico's CPU, then the script's, runner's or worker's.
 fn cpu_split(targets: &[TargetReport]) -> String {
     let plot = WIDTH - LABEL - 20.0;
     let height = ROW * targets.len() as f64;
@@ -242,10 +252,10 @@ fn cpu_split(targets: &[TargetReport]) -> String {
             color(t),
             LABEL + 6.0,
             y + 18.0,
-            if t.mode == Some("fastcgi") {
-                "worker"
-            } else {
-                "script"
+            match t.mode {
+                Some(Mode::PersistentCgi) => "runner",
+                Some(Mode::Fastcgi) => "worker",
+                _ => "script",
             }
         );
     }

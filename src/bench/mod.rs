@@ -6,8 +6,9 @@
 //! request cost in CPU: Portico's own, the scripts' and workers', the generator's ([`report`]).
 //!
 //! The driver is here. [`load`] makes the load and `response` reads each answer; `server`
-//! is the server under load and `usage` what it cost; [`report`] and `html` are what comes
-//! out, `progress` the bar on the terminal, `error` why no report came out.
+//! is the server under load and `usage` what it cost; [`twins`] which targets are one
+//! script spawned, kept warm and rewritten; [`report`] and `html` are what comes out,
+//! `progress` the bar on the terminal, `error` why no report came out.
 
 mod error;
 mod html;
@@ -16,6 +17,7 @@ mod progress;
 pub mod report;
 mod response;
 mod server;
+pub mod twins;
 mod usage;
 
 use std::time::{Duration, SystemTime};
@@ -54,6 +56,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, BenchError> {
         rounds: args.rounds.max(1),
         targets: Vec::new(),
         ratios: Vec::new(),
+        persistent_ratios: Vec::new(),
     };
     let (addr, host) = server.addr();
     let rounds = args.rounds.max(1);
@@ -143,7 +146,7 @@ pub fn run(args: &BenchArgs) -> Result<bool, BenchError> {
 /// One target across rounds.
 struct Run {
     load: Load,
-    mode: Option<&'static str>,
+    mode: Option<twins::Mode>,
     outcome: Option<load::Outcome>,
     costs: Option<Costs>,
     rounds: Vec<f64>,

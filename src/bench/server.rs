@@ -1,6 +1,6 @@
 //! The server `portico bench` loads: Portico itself, started in-process on 127.0.0.1:0 in
 //! a runtime of its own, or a server already running at `--url`; which targets it has and
-//! whether each is answered by CGI or FastCGI.
+//! whether each is answered by CGI, persistent CGI or FastCGI, as its config says.
 //!
 //! Only in-process can the bench read what Portico and its children cost (`usage`); a
 //! server at a URL is measured from outside, by throughput and latency alone.
@@ -11,17 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::BenchError;
+use super::twins::{self, Mode};
 use super::usage::{Snapshot, live_children_cpu, peak_rss_kib, rusage_seconds};
 use crate::cli::ServeArgs;
 use crate::config::{self, Config};
 
-/// The hello app in each language as CGI; then every FastCGI mount of the config follows.
-const DEFAULT_CGI_TARGETS: &[&str] = &[
-    "/cgi-bin/hello-c",
-    "/cgi-bin/hello.sh",
-    "/cgi-bin/hello.pl",
-    "/cgi-bin/hello.py",
-];
+/// The hello app in each language, spawned under /cgi-bin; each other CGI mount that keeps
+/// one warm and every FastCGI mount of the config follow.
+const DEFAULT_SCRIPTS: &[&str] = &["hello-c", "hello.sh", "hello.pl", "hello.py"];
+const DEFAULT_CGI_MOUNT: &str = "/cgi-bin";
 
 pub(super) fn parse_url(url: &str) -> Result<(SocketAddr, String), BenchError> {
     let bad = || BenchError::Url(url.to_owned());
@@ -84,15 +82,39 @@ impl Server {
         }
     }
 
-    /// The CGI hello examples, then each FastCGI mount (in-process; by URL, `/fcgi/hello`).
+    /// The CGI hello examples, then each one kept warm by another CGI mount's `persistent`,
+    /// then each FastCGI mount, in-process; each script's twins under it (`twins::grouped`).
+    /// By URL, the CGI examples and `/fcgi/hello`.
     pub(super) fn default_targets(&self) -> Vec<String> {
-        let cgi = DEFAULT_CGI_TARGETS.iter().map(|t| t.to_string());
-        match self {
-            Server::InProcess { config, .. } => cgi
-                .chain(config.fastcgi.iter().map(|m| m.mount.clone()))
-                .collect(),
-            Server::External(..) => cgi.chain(["/fcgi/hello".to_owned()]).collect(),
-        }
+        let spawned = DEFAULT_SCRIPTS
+            .iter()
+            .map(|name| format!("{DEFAULT_CGI_MOUNT}/{name}"));
+        let Server::InProcess { config, .. } = self else {
+            return spawned.chain(["/fcgi/hello".to_owned()]).collect();
+        };
+        let warm = config
+            .cgi
+            .iter()
+            .filter(|m| m.script.is_none() && m.mount != DEFAULT_CGI_MOUNT)
+            .flat_map(|m| {
+                DEFAULT_SCRIPTS
+                    .iter()
+                    .filter(|name| m.runner_for(name).is_some())
+                    .map(|name| format!("{}/{name}", m.mount))
+            });
+        let fastcgi = config.fastcgi.iter().map(|m| m.mount.clone());
+        let targets = spawned
+            .chain(warm)
+            .chain(fastcgi)
+            .map(|t| {
+                let mode = self.mode(&t).unwrap_or(Mode::Cgi);
+                (t, mode)
+            })
+            .collect();
+        twins::grouped(targets)
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect()
     }
 
     /// `cgi:NAME` and `fcgi:NAME` as URL paths of this config; other targets as they are.
@@ -118,15 +140,18 @@ impl Server {
         target.to_owned()
     }
 
-    /// Whether Portico answers `path` by CGI or FastCGI (in-process only).
-    pub(super) fn mode(&self, path: &str) -> Option<&'static str> {
+    /// Whether Portico answers `path` by CGI, persistent CGI or FastCGI (in-process only).
+    pub(super) fn mode(&self, path: &str) -> Option<Mode> {
         let Server::InProcess { config, .. } = self else {
             return None;
         };
         let path = path.split('?').next().unwrap_or(path);
-        Some(match crate::router::resolve_fastcgi(config, path) {
-            Some(_) => "fastcgi",
-            None => "cgi",
+        if crate::router::resolve_fastcgi(config, path).is_some() {
+            return Some(Mode::Fastcgi);
+        }
+        Some(match crate::router::resolve(config, path) {
+            Ok(script) if is_kept_warm(&script) => Mode::PersistentCgi,
+            _ => Mode::Cgi,
         })
     }
 
@@ -159,6 +184,18 @@ impl Server {
             eprintln!("error: the in-process server failed: {error}");
         }
     }
+}
+
+/// Whether the gateway sends `script` to a runner, as `gateway::persistent` decides: its
+/// mount's `persistent` lists its name and it is not NPH (whose head FastCGI cannot carry).
+/// A script its runner failed is spawned instead (`persistent::marks`), which the bench
+/// cannot see but its throughput shows.
+fn is_kept_warm(script: &crate::router::Match<'_>) -> bool {
+    !script.is_nph
+        && script
+            .script_path
+            .file_name()
+            .is_some_and(|name| script.mount.runner_for(&name.to_string_lossy()).is_some())
 }
 
 #[cfg(test)]

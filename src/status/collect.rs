@@ -70,7 +70,8 @@ pub(super) struct Latency {
 #[derive(Serialize)]
 pub(super) struct Mount {
     pub mount: String,
-    /// `fastcgi`, or `wsgi` for a `[[wsgi]]` mount's workers.
+    /// `fastcgi`, `wsgi` for a `[[wsgi]]` mount's workers, `persistent` for the runners
+    /// of a CGI mount's persistent scripts, `authorizer` for a mount's authorizer.
     pub kind: &'static str,
     /// A `[[wsgi]]` mount's `module:callable`.
     pub app: Option<String>,
@@ -176,11 +177,8 @@ fn rates(seconds: f64, requests: u64, bytes: u64) -> Rates {
 }
 
 fn fastcgi_mounts(gateway: &impl Source, now: Instant) -> Vec<Mount> {
-    gateway
-        .config()
-        .fastcgi
-        .iter()
-        .filter_map(|mount| {
+    super::apps(gateway.config())
+        .filter_map(|(mount, kind)| {
             let pool = gateway.pool(&mount.mount)?;
             let workers = gateway
                 .app_status(&mount.mount)
@@ -203,10 +201,9 @@ fn fastcgi_mounts(gateway: &impl Source, now: Instant) -> Vec<Mount> {
                     }
                 })
                 .collect();
-            let is_wsgi = wsgi::environ::is_wsgi(mount);
             Some(Mount {
                 mount: mount.mount.clone(),
-                kind: if is_wsgi { "wsgi" } else { "fastcgi" },
+                kind,
                 app: wsgi::mount::app(mount),
                 launched: mount.launch.is_some(),
                 stopped: pool.stopped(),

@@ -213,6 +213,8 @@ fn kind_label(kind: &str) -> &'static str {
         "cgi" => "CGI",
         "wsgi" => "WSGI",
         "fastcgi" => "FastCGI",
+        "persistent" => "Persistent CGI",
+        "authorizer" => "FastCGI Authorizer",
         _ => "-",
     }
 }

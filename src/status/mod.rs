@@ -1,7 +1,7 @@
 //! The operators' status page (like Apache's server-status and php-fpm's status): uptime,
 //! totals and rates since the start and over the last minute, latency percentiles per
-//! mount, the scoreboard of what runs now, and per FastCGI or WSGI mount its endpoints'
-//! load and health and a launched app's workers. HTML for people, JSON with `?json`, the
+//! mount, the scoreboard of what runs now, and per FastCGI or WSGI mount, persistent CGI
+//! runner and authorizer its endpoints' load and health and a launched app's workers. HTML for people, JSON with `?json`, the
 //! same data in both. Off unless `[status] enabled`; loopback clients only unless
 //! `allow_remote`.
 //!
@@ -22,11 +22,12 @@ use std::time::{Instant, SystemTime};
 use http::{HeaderValue, Response, Uri, header};
 
 use crate::body::{ResponseBody, full};
-use crate::config::{Config, StatusPage};
+use crate::config::{Config, FastcgiMount, StatusPage};
 use crate::error::Error;
 use crate::fastcgi::pool::Pool;
 use crate::metrics::{MountLabel, UpstreamLabel, WorkerLabels, metrics};
 use crate::supervisor::AppStatus;
+use crate::wsgi;
 
 /// What the page reads from a running server (the gateway provides it), so that the page
 /// knows nothing of how requests are served.
@@ -57,11 +58,30 @@ const WORKER_STATES: [&str; 7] = [
     "stopped",
 ];
 
+/// Every pool of FastCGI connections the config makes, with its kind as the page names it:
+/// the `[[fastcgi]]` and `[[wsgi]]` mounts, then the hidden ones that no URL routes to
+/// (the runners of persistent CGI scripts, the authorizers), whose workers an operator
+/// watches as much as any.
+fn apps(config: &Config) -> impl Iterator<Item = (&FastcgiMount, &'static str)> {
+    let routed = config.fastcgi.iter().map(|m| {
+        let kind = if wsgi::environ::is_wsgi(m) {
+            "wsgi"
+        } else {
+            "fastcgi"
+        };
+        (m, kind)
+    });
+    let runners = config.persistent_runners().map(|m| (m, "persistent"));
+    routed
+        .chain(runners)
+        .chain(config.authorizers().map(|m| (m, "authorizer")))
+}
+
 /// Sets the gauges of `/metrics` from what this page shows, as it is scraped.
 pub fn sample_gauges(gateway: &impl Source) {
     let m = metrics();
     m.cgi_running.set(gateway.cgi_running() as i64);
-    for mount in &gateway.config().fastcgi {
+    for (mount, _) in apps(gateway.config()) {
         let label = MountLabel {
             mount: mount.mount.clone(),
         };

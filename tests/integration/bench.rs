@@ -238,10 +238,10 @@ fn a_fixed_rate_sends_that_many_requests_per_second() {
 }
 
 #[test]
-fn the_bench_config_pairs_each_language_with_itself() {
-    // conf/bench.toml as docs/benchmarks.md runs it: the hello app in each language, as CGI
-    // and as launched workers. Its paths are relative to it, so it goes next to a copy of
-    // cgi-bin/ with the C examples built.
+fn the_bench_config_measures_each_script_spawned_kept_warm_and_rewritten() {
+    // conf/bench.toml as docs/benchmarks.md runs it: the hello app in each language as CGI,
+    // kept warm by persistent runners, and as launched FastCGI workers. Its paths are
+    // relative to it, so it goes next to a copy of cgi-bin/ with the C examples built.
     let fx = Fixture::new();
     fx.c_examples();
     fx.dir("conf");
@@ -263,39 +263,90 @@ fn the_bench_config_pairs_each_language_with_itself() {
         .args(["--requests", "30", "-c", "2", "--warmup-seconds", "0"])
         .output()
         .expect("portico bench runs");
-    let text = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{text}");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stdout}{stderr}");
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let targets: Vec<&str> = report["targets"]
-        .as_array()
-        .unwrap()
+    let targets = report["targets"].as_array().unwrap();
+    let names: Vec<&str> = targets
         .iter()
         .map(|t| t["target"].as_str().unwrap())
         .collect();
+    // Each script, then its kept-warm twin, then its rewritten one.
     assert_eq!(
-        targets,
+        names,
         [
             "/cgi-bin/hello-c",
+            "/fcgi/hello.c",
             "/cgi-bin/hello.sh",
             "/cgi-bin/hello.pl",
-            "/cgi-bin/hello.py",
-            "/fcgi/hello.c",
+            "/warm/hello.pl",
             "/fcgi/hello.pl",
+            "/cgi-bin/hello.py",
+            "/warm/hello.py",
             "/fcgi/hello.py"
         ]
     );
-    let pairs: Vec<(&str, &str)> = report["ratios"]
-        .as_array()
-        .unwrap()
+    // hello.pl's three rows: each answered every request, in its mode, against the first.
+    let hello_pl = &targets[3..6];
+    let modes: Vec<&str> = hello_pl
         .iter()
-        .map(|r| (r["fastcgi"].as_str().unwrap(), r["cgi"].as_str().unwrap()))
+        .map(|t| t["mode"].as_str().unwrap())
         .collect();
+    assert_eq!(modes, ["cgi", "persistent-cgi", "fastcgi"]);
+    for t in hello_pl {
+        assert_eq!(t["requests"], 30, "{t}");
+        assert_eq!(t["error_share"], 0.0, "{t}");
+        assert_eq!(t["statuses"]["200"], 30, "{t}");
+        let to_cgi = t["ratio_to_cgi"].as_f64().unwrap();
+        let expected = t["requests_per_second"].as_f64().unwrap()
+            / hello_pl[0]["requests_per_second"].as_f64().unwrap();
+        assert!((to_cgi - expected).abs() < 1e-6 * expected, "{t}");
+    }
+    assert_eq!(hello_pl[0]["ratio_to_cgi"], 1.0);
+    // Spawned, a process per request; kept warm or rewritten, none.
+    assert!(hello_pl[0]["spawns_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(hello_pl[1]["spawns_per_second"], 0.0);
+    assert_eq!(hello_pl[2]["spawns_per_second"], 0.0);
+    for (mode, row) in ["CGI", "persistent CGI", "FastCGI"]
+        .iter()
+        .zip(&names[3..6])
+    {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{row} ")))
+            .unwrap_or_else(|| panic!("no {row} in\n{stdout}"));
+        // The mode's column follows the target's 24.
+        assert!(line[25..].starts_with(&format!("{mode} ")), "{line}");
+    }
+    // Each twin over its script's spawned row, rewritten in `ratios`, kept warm beside it.
+    let pairs = |key: &str, twin: &str| -> Vec<[String; 2]> {
+        report[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| [&r[twin], &r["cgi"]].map(|t| t.as_str().unwrap().to_owned()))
+            .collect()
+    };
     assert_eq!(
-        pairs,
+        pairs("ratios", "fastcgi"),
         [
-            ("/fcgi/hello.c", "/cgi-bin/hello-c"),
-            ("/fcgi/hello.pl", "/cgi-bin/hello.pl"),
-            ("/fcgi/hello.py", "/cgi-bin/hello.py")
+            ["/fcgi/hello.c", "/cgi-bin/hello-c"],
+            ["/fcgi/hello.pl", "/cgi-bin/hello.pl"],
+            ["/fcgi/hello.py", "/cgi-bin/hello.py"]
         ]
+    );
+    assert_eq!(
+        pairs("persistent_ratios", "persistent"),
+        [
+            ["/warm/hello.pl", "/cgi-bin/hello.pl"],
+            ["/warm/hello.py", "/cgi-bin/hello.py"]
+        ]
+    );
+    assert!(
+        stdout.contains("persistent CGI over CGI, app hello: /warm/hello.pl / /cgi-bin/hello.pl"),
+        "{stdout}"
     );
 }

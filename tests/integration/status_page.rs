@@ -312,3 +312,59 @@ fn the_status_page_renders_its_scoreboard_in_headless_chromium() {
     assert_eq!(script.join().unwrap(), 200);
     assert_eq!(wsgi.join().unwrap(), 200);
 }
+
+/// The workers no URL routes to are on the page too, named and labelled as what they
+/// are: the runners of a mount's persistent CGI scripts and a mount's authorizer, with
+/// the requests each served, and their gauges in `/metrics`.
+#[test]
+fn persistent_runners_and_authorizers_are_on_the_page_with_their_workers() {
+    let fx = Fixture::new();
+    let authorizer = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fcgi_authorizer.py"
+    );
+    let portico = fx.serve_config(
+        &format!(
+            "[status]\nenabled = true\n[metrics]\nenabled = true\n\
+             [[cgi]]\nmount = '/cgi-bin'\ndir = 'cgi-bin'\n\
+             persistent = {{ perl = ['*.pl'], workers = 2 }}\n\
+             authorizer = {{ launch = {{ command = ['{authorizer}'], workers = 1 }} }}\n"
+        ),
+        &[],
+    );
+    let hello = Request::get("/cgi-bin/hello.pl").header("Authorization", "Bearer good");
+    for _ in 0..3 {
+        let response = portico.send(&hello);
+        assert_eq!(response.status, 200, "{}", portico.log());
+    }
+
+    let page = status(&portico);
+    let runner = mount(&page, "fastcgi", "/cgi-bin (persistent perl)");
+    assert_eq!(runner["kind"], "persistent", "{runner}");
+    assert_eq!(runner["launched"], true);
+    let workers = runner["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{runner}");
+    assert!(workers.iter().all(|w| w["pid"].is_u64()), "{runner}");
+    let served = |m: &Value| -> u64 {
+        let endpoints = m["endpoints"].as_array().unwrap();
+        endpoints
+            .iter()
+            .map(|e| e["served"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(served(runner), 3, "{runner}");
+    let guard = mount(&page, "fastcgi", "/cgi-bin (authorizer)");
+    assert_eq!(guard["kind"], "authorizer", "{guard}");
+    assert_eq!(served(guard), 3, "{guard}");
+
+    let html = portico.get("/portico-status").text();
+    for heading in [
+        "<h2>Persistent CGI /cgi-bin (persistent perl)</h2>",
+        "<h2>FastCGI Authorizer /cgi-bin (authorizer)</h2>",
+    ] {
+        assert!(html.contains(heading), "no {heading} in\n{html}");
+    }
+    let metrics = portico.get("/metrics").text();
+    let idle = r#"portico_workers{mount="/cgi-bin (persistent perl)",state="idle"} 2"#;
+    assert!(metrics.contains(idle), "no {idle} in\n{metrics}");
+}
