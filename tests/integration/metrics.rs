@@ -189,6 +189,10 @@ fn queue_waits_are_observed_for_the_requests_that_waited_in_line() {
     let scrape = || samples(&portico.get("/metrics").text());
     let busy = r#"portico_workers{mount="/wsgi",state="busy"}"#;
     let in_background = |query: &'static str| {
+        // The worker of the request before may be shown busy a moment after its answer,
+        // until its access line is written: idle first, then busy with this one.
+        let idle = || scrape().get(busy) == Some(&0.0);
+        assert!(wait_until(Duration::from_secs(5), idle));
         let addr = portico.addr();
         let handle = std::thread::spawn(move || {
             crate::http::send(addr, &Request::get(&format!("/wsgi/?{query}"))).status
