@@ -5,7 +5,10 @@
 # rounds, then the best of the rounds.
 #
 #   scripts/bench/wsgi-peers.sh [-d SECONDS] [-r ROUNDS] [-w WORKERS] [-t THREADS]
+#                               [-s 'SERVER...'] [-S 'SCENARIO...']
 #
+# -s and -S pick some of the servers and scenarios below (all by default), e.g.
+#   -S hello -s 'portico uwsgi uwsgi-router gunicorn-sync'
 # Two scenarios, each at 8 and 64 connections:
 #   hello    the hello answer, nothing else: what serving a request costs the server
 #   sleep20  the same after 20 ms of sleep, standing for a database query or an API call:
@@ -28,14 +31,16 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-seconds=5 rounds=3 workers=2 threads=8
-while getopts d:r:w:t: opt; do
+seconds=5 rounds=3 workers=2 threads=8 only_servers= scenarios="hello sleep20"
+while getopts d:r:w:t:s:S: opt; do
     case $opt in
     d) seconds=$OPTARG ;;
     r) rounds=$OPTARG ;;
     w) workers=$OPTARG ;;
     t) threads=$OPTARG ;;
-    *) sed -n '2,27p' "$0" >&2; exit 2 ;;
+    s) only_servers=" $OPTARG " ;;
+    S) scenarios=$OPTARG ;;
+    *) sed -n '2,31p' "$0" >&2; exit 2 ;;
     esac
 done
 
@@ -91,8 +96,11 @@ APP
 # name port: every server runs for the whole benchmark, idle while another is loaded.
 servers=()
 start() { servers+=("$1 $2"); }
+# Whether NAME is one of the servers -s picked (every one without -s).
+is_picked() { [[ -z $only_servers || $only_servers == *" $1 "* ]]; }
 
 portico_serve() { # NAME PORT THREADS
+    is_picked "$1" || return 0
     cat >"$run/$1.toml" <<CONF
 listen = "127.0.0.1:$2"
 [[wsgi]]
@@ -111,6 +119,7 @@ portico_serve portico-threads 18182 "$threads"
 
 gunicorn_serve() { # NAME PORT ARGS...
     local name=$1 port=$2
+    is_picked "$name" || return 0
     shift 2
     (cd "$run" && exec "$venv/bin/gunicorn" -w "$workers" "$@" -b "127.0.0.1:$port" \
         --error-logfile "$run/$name.log" bench_wsgi:app) &
@@ -121,6 +130,7 @@ gunicorn_serve gunicorn-gthread 18184 -k gthread --threads "$threads" --keep-ali
 
 uwsgi_serve() { # NAME PORT ARGS...
     local name=$1 port=$2
+    is_picked "$name" || return 0
     shift 2
     # --die-on-term: uWSGI 2.0 takes SIGTERM (the trap's kill) as "reload".
     (cd "$run" && exec "$venv/bin/uwsgi" "$@" --master --processes "$workers" --die-on-term \
@@ -161,7 +171,7 @@ echo "workers $workers, threads $threads, wrk -t1 -d${seconds}s, $rounds rounds,
 results=$run/results
 for round in $(seq "$rounds"); do
     echo "round $round: load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    for scenario in hello sleep20; do
+    for scenario in $scenarios; do
         path=/
         [[ $scenario == sleep20 ]] && path=/sleep20
         for conns in 8 64; do
