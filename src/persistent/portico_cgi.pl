@@ -7,13 +7,14 @@
 # each request as FastCGI (FCGI, Debian's libfcgi-perl) with SCRIPT_FILENAME naming the
 # script and the same meta-variables plain CGI would put in its environment.
 #
-# CGI::Compile (Debian's libcgi-compile-perl) turns the script into a subroutine once per
-# worker, and again when its file changes. Each request runs it as a CGI process would
-# run: %ENV the request's meta-variables over the worker's own environment (the scripts'
-# base environment, PATH and [env]), STDIN the body, STDOUT the response, STDERR
-# Portico's log, its directory as the working directory, $0 its path, no arguments.
-# `exit` ends the request, not the worker. CGI.pm's globals are reset before each run
-# (CGI::initialize_globals), except what the script's own `use CGI qw(-pragma)` set.
+# The script is compiled into a subroutine once per worker, and again when its file changes,
+# as CGI::Compile (Debian's libcgi-compile-perl) compiles it, with its `exit`. Each request
+# runs it as a CGI process would run: %ENV the request's meta-variables over the worker's
+# own environment (the scripts' base environment, PATH and [env]), STDIN the body, STDOUT
+# the response, STDERR Portico's log, its directory as the working directory, $0 its path,
+# no arguments. `exit` ends the request, not the worker. CGI.pm's globals are reset before
+# each run (CGI::initialize_globals), except what the script's own `use CGI qw(-pragma)`
+# set.
 #
 # A script that does not compile here is declined: a head with the Portico-Declined
 # field and nothing else, and Portico runs it as plain CGI instead.
@@ -24,7 +25,9 @@ use warnings;
 # First: CGI::Compile replaces CORE::GLOBAL::exit, and only code compiled after that
 # sees the replacement, which ends the request instead of the worker.
 use CGI::Compile;
+use Cwd ();
 use FCGI;
+use File::Basename ();
 use POSIX ();
 use Symbol ();
 use Time::HiRes ();
@@ -35,6 +38,7 @@ eval { require CGI; 1 };
 # The environment Portico started the worker with is the one every CGI script starts
 # from; a request's meta-variables go over it, as they do for a process of its own.
 my %BASE_ENV = %ENV;
+my @BASE_NAMES = keys %BASE_ENV;
 
 # fd 0 is the listening socket. A script that reads fd 0 itself, or asks FCGI whether it
 # runs under FastCGI, must not find it there: it moves to another descriptor, and fd 0
@@ -53,9 +57,10 @@ our $PRAGMAS = {};
 # Whether CGI::initialize_globals is wrapped to apply them (keep_pragmas).
 my $keeping;
 
-# The runner's own signal handlers, which every script starts with; and their names and
-# handlers as strings, to compare.
-my (%BASE_SIG, @SIGNALS, @BASE_HANDLERS);
+# The runner's own signal handlers, which every script starts with; their names; and all
+# of them as one string, to compare with in one step (reading %SIG is a lookup by name
+# for each signal, several microseconds for all of them).
+my (%BASE_SIG, @SIGNALS, $BASE_HANDLERS);
 
 sub main {
     my %params;
@@ -63,9 +68,10 @@ sub main {
         FCGI::FAIL_ACCEPT_ON_INTR());
     # Portico drains a worker before it sends SIGTERM: the loop ends, END blocks run.
     $SIG{TERM} = $SIG{INT} = sub { $request->LastCall() };
-    %BASE_SIG = %SIG;
-    @SIGNALS = keys %BASE_SIG;
-    @BASE_HANDLERS = map { $_ // '' } @BASE_SIG{@SIGNALS};
+    # keys %SIG lists the signals, not the hooks __WARN__ and __DIE__ (perlvar).
+    @SIGNALS = (keys(%SIG), '__WARN__', '__DIE__');
+    @BASE_SIG{@SIGNALS} = @SIG{@SIGNALS};
+    $BASE_HANDLERS = handlers();
     while ($request->Accept() >= 0) {
         # libfcgi's own addition to the params; no CGI process has it.
         delete $params{FCGI_ROLE};
@@ -79,6 +85,7 @@ sub serve {
     my $response = tied *RESPONSE;
     # Set before the script compiles: its BEGIN blocks see the request, as under plain CGI.
     environment($params);
+    local $0 = $path;
     my $printed = '';
     my $script = eval { compiled($path, \$printed) };
     if (!$script) {
@@ -88,17 +95,25 @@ sub serve {
     local $PRAGMAS = $script->{pragmas};
     tie *STDOUT, 'Portico::Output', $response;
     print STDOUT $printed if length $printed;
-    my $ok = eval { $script->{run}->(); 1 };
+    my $ok = eval { at_home($script->{dir}); $script->{run}->(); 1 };
     my $error = $@;
     untie *STDOUT;
     # Signal handlers the script set are its own, as they would be in its own process.
-    my @handlers = @SIG{@SIGNALS};
-    for my $i (grep { ($handlers[$_] // '') ne $BASE_HANDLERS[$_] } 0 .. $#SIGNALS) {
-        $SIG{ $SIGNALS[$i] } = $BASE_SIG{ $SIGNALS[$i] };
+    if (handlers() ne $BASE_HANDLERS) {
+        for my $name (@SIGNALS) {
+            no warnings 'uninitialized';
+            $SIG{$name} = $BASE_SIG{$name} if $SIG{$name} ne $BASE_SIG{$name};
+        }
     }
     # What perl itself prints for a die nobody caught; the request ends as the process
     # would, with what the script wrote so far.
     print STDERR $error if !$ok;
+}
+
+# Every signal's handler, in @SIGNALS's order, as one string.
+sub handlers {
+    no warnings 'uninitialized';
+    return join "\0", @SIG{@SIGNALS};
 }
 
 # %ENV made the request's meta-variables over the base environment. Only what differs from
@@ -109,11 +124,15 @@ sub environment {
     for my $name (keys %ENV) {
         delete $ENV{$name} if !exists $params->{$name} && !exists $BASE_ENV{$name};
     }
-    for my $vars ($params, \%BASE_ENV) {
-        while (my ($name, $value) = each %$vars) {
-            next if $vars != $params && exists $params->{$name};
-            $ENV{$name} = $value if !defined $ENV{$name} || $ENV{$name} ne $value;
-        }
+    # "\0" stands for unset: no value of the environment holds one.
+    for my $name (keys %$params) {
+        my $value = $params->{$name};
+        $ENV{$name} = $value if ($ENV{$name} // "\0") ne $value;
+    }
+    for my $name (@BASE_NAMES) {
+        next if exists $params->{$name};
+        my $value = $BASE_ENV{$name};
+        $ENV{$name} = $value if ($ENV{$name} // "\0") ne $value;
     }
 }
 
@@ -130,6 +149,8 @@ sub compiled {
     Symbol::delete_package($cached->{package}) if $cached;
     delete $scripts{$path};
     my $package = 'Portico::Script::' . ($path =~ s/(\W)/sprintf '_%02x', ord $1/ger);
+    my $dir = File::Basename::dirname(Cwd::abs_path($path));
+    at_home($dir);
     # Each script compiles against CGI.pm's defaults, as it would in a process of its own.
     {
         local $PRAGMAS = {};
@@ -144,9 +165,17 @@ sub compiled {
     return $scripts{$path} = {
         stamp   => $stamp,
         run     => $run,
+        dir     => $dir,
         package => $package,
         pragmas => cgi_pragmas(),
     };
+}
+
+# The script's directory as the working directory, as a CGI process has it (RFC 3875
+# §7.2).
+sub at_home {
+    my ($dir) = @_;
+    chdir $dir or die "cannot change to $dir: $!\n";
 }
 
 # The head by which the runner declines a script (Portico-Declined), the reason in one
@@ -208,19 +237,53 @@ sub keep_pragmas {
 
 main();
 
-# CGI::Compile, without the one statement of its wrapper that costs more than the rest of a
-# small script's run: `local @SIG{keys %SIG} = ...` sets and restores every signal's
-# handler, about 400 system calls per request. serve() restores the handlers a script
-# changed instead. Should the text differ in another CGI::Compile version, it stays.
+# CGI::Compile's compile with a wrapper of the runner's own. CGI::Compile's costs several
+# times a small script's run per request: it sets and restores every signal's handler
+# (about 400 system calls), changes directory with File::pushd (which resolves both paths),
+# makes two closures and formats the exit status, which no one reads here. This one sets
+# only what a CGI process would start with; serve() restores the signal handlers a script
+# changed, and the runner's working directory is left as the script left it (nothing of
+# the runner's depends on it). Loading the text (_read_source, _eval) and `exit`
+# (CORE::GLOBAL::exit dying with ["EXIT\n", status] unless USE_REAL_EXIT) stay
+# CGI::Compile's.
 package Portico::Compile;
 
 # At compile time: statements after main() run only once the worker is ending.
 use parent -norequire, 'CGI::Compile';
 
-sub _eval {
-    my ($self, $code) = @_;
-    $code =~ s/local \@SIG\{keys %SIG\} = do \{ no warnings 'uninitialized'; \@\{\[\]\} = values %SIG \};//;
-    return $self->SUPER::_eval($code);
+# The text after each compiled script's __DATA__ or __END__, by package.
+our %DATA;
+
+sub compile {
+    my ($self, $path, $package) = @_;
+    my $code = $self->_read_source($path);
+    my $warnings = $code =~ /^#!.*\s-w\b/ ? 1 : 0;
+    # perldata: what follows __END__ in a program, or __DATA__, is read through DATA.
+    my $data = $code =~ s/^__(?:END|DATA)__\r?\n(.*)//ms ? $1 : undef;
+    my $file = $path =~ /"/ ? $path : qq{"$path"};
+    my $run = join '',
+        "package $package;",
+        'sub {',
+        'local $CGI::Compile::USE_REAL_EXIT = 0;',
+        'CGI::initialize_globals() if defined &CGI::initialize_globals;',
+        defined $data
+            ? qq{local *DATA; open DATA, "<", \\\$Portico::Compile::DATA{"$package"};}
+            : '',
+        "local \$^W = $warnings;",
+        'local @ARGV;',
+        'eval {',
+        "\n#line 1 $file\n",
+        $code,
+        "\n};",
+        'die $@ if $@ && !(ref $@ eq "ARRAY" && ($@->[0] // "") eq "EXIT\n");',
+        '};';
+    $DATA{$package} = $data;
+    my $sub = do {
+        local $CGI::Compile::USE_REAL_EXIT = 0;
+        $self->_eval($run);
+    };
+    die "Could not compile $path: $@" if $@;
+    return $sub;
 }
 
 # STDOUT while a script runs. FCGI's own handle takes bytes and ignores binmode; this one

@@ -74,14 +74,18 @@ fn nothing_of_one_request_is_seen_by_the_next() {
         "params.pl",
         "#!/usr/bin/perl\nuse strict;\nuse warnings;\nuse CGI qw(:standard);\nprint header('text/plain');\nprint 'q=', param('q') // 'none', ' leaked=', $ENV{LEAKED} // 'no', ' method=', request_method(), \"\\n\";\n$ENV{LEAKED} = param('q') // 'none';\n",
     );
-    // A signal handler a script sets is its process's: gone with it.
+    // A signal handler a script sets is its process's: gone with it, and so are its
+    // `__WARN__` and `__DIE__` hooks, which `keys %SIG` does not list.
     fx.script(
         "signals.pl",
-        "#!/usr/bin/perl\nprint \"Content-Type: text/plain\\n\\n\", defined $SIG{USR1} ? 'set' : 'unset', \"\\n\";\n$SIG{USR1} = sub {};\n",
+        "#!/usr/bin/perl\nprint \"Content-Type: text/plain\\n\\n\", join(' ', map { defined $SIG{$_} ? 'set' : 'unset' } qw(USR1 __WARN__ __DIE__)), \"\\n\";\n$SIG{USR1} = sub {};\n$SIG{__WARN__} = sub {};\n$SIG{__DIE__} = sub {};\n",
     );
     let pair = pair(&fx, EVERY_SCRIPT);
     for _ in 0..3 {
-        assert_eq!(pair.warm.get("/cgi-bin/signals.pl").text(), "unset\n");
+        assert_eq!(
+            pair.warm.get("/cgi-bin/signals.pl").text(),
+            "unset unset unset\n"
+        );
     }
     for round in 1..=3 {
         let answer = pair.warm.get("/cgi-bin/state.py").text();
