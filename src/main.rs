@@ -109,7 +109,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         builder.worker_threads(config.threads);
         builder
     };
-    let runtime = builder.max_blocking_threads(4 * cpus).enable_all().build();
+    let runtime = builder
+        .max_blocking_threads(4 * cpus)
+        .enable_all()
+        .build();
     let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(error) => {
