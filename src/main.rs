@@ -100,16 +100,8 @@ fn serve(args: ServeArgs) -> ExitCode {
         // threads and blocking threads may each be spawning a script at once.
         portico::cgi::stdio_slots::reserve(config.threads + 4 * cpus);
     }
-    // One thread: the current-thread scheduler, which wakes a task without the atomics
-    // and queues a work-stealing scheduler needs to hand it to another thread.
-    let mut builder = if config.threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(config.threads);
-        builder
-    };
-    let runtime = builder
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads)
         .max_blocking_threads(4 * cpus)
         .enable_all()
         .build();

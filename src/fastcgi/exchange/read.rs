@@ -92,15 +92,11 @@ impl Exchange {
                 return Pumped::Ended(closed());
             };
             let head_known = self.head_tx.is_none() || self.ready.is_some();
-            // A record already read in is taken at once: the deadlines and the other
-            // events below are armed only when this side has to wait, once per read of the
-            // socket rather than once per record (a response is often three records in one
-            // read: FCGI_STDOUT, its empty end, FCGI_END_REQUEST).
-            let buffered = conn.records.next().now_or_never();
-            let record = if let Some(record) = buffered {
-                record
-            } else if detach && head_known {
-                return Pumped::Waiting;
+            let record = if detach && head_known {
+                match conn.records.next().now_or_never() {
+                    Some(record) => record,
+                    None => return Pumped::Waiting,
+                }
             } else {
                 let (mut deadline, mut which) = match head_known {
                     false => (
