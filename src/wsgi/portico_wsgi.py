@@ -162,8 +162,10 @@ def long_length(data, i):
 
 
 def decode_pairs(data):
-    """Name-value pairs (spec 3.4)."""
-    pairs, i, end = [], 0, len(data)
+    """Name-value pairs (spec 3.4) as a dict of bytes; a name that comes again takes the
+    later value. The persistent CGI runner decodes every request's params with it."""
+    data = bytes(data)
+    pairs, i, end = {}, 0, len(data)
     while i < end:
         n = data[i]
         if n < 0x80:
@@ -175,8 +177,9 @@ def decode_pairs(data):
             i += 1
         else:
             m, i = long_length(data, i), i + 4
-        pairs.append((data[i : i + n], data[i + n : i + n + m]))
-        i += n + m
+        value = i + n
+        pairs[data[i:value]] = data[value : value + m]
+        i = value + m
     return pairs
 
 
@@ -425,7 +428,7 @@ class Request:
 
 def management(conn, rtype, content):
     if rtype == GET_VALUES:
-        known = [(n, VALUES[n]) for n, _ in decode_pairs(content) if n in VALUES]
+        known = [(n, VALUES[n]) for n in decode_pairs(content) if n in VALUES]
         conn.write(GET_VALUES_RESULT, 0, encode_pairs(known))
     else:
         conn.write(UNKNOWN_TYPE, 0, struct.pack(">B7x", rtype))
