@@ -338,13 +338,6 @@ fn persistent_runners_and_authorizers_are_on_the_page_with_their_workers() {
         assert_eq!(response.status, 200, "{}", portico.log());
     }
 
-    let page = status(&portico);
-    let runner = mount(&page, "fastcgi", "/cgi-bin (persistent perl)");
-    assert_eq!(runner["kind"], "persistent", "{runner}");
-    assert_eq!(runner["launched"], true);
-    let workers = runner["workers"].as_array().unwrap();
-    assert_eq!(workers.len(), 2, "{runner}");
-    assert!(workers.iter().all(|w| w["pid"].is_u64()), "{runner}");
     let served = |m: &Value| -> u64 {
         let endpoints = m["endpoints"].as_array().unwrap();
         endpoints
@@ -352,6 +345,23 @@ fn persistent_runners_and_authorizers_are_on_the_page_with_their_workers() {
             .map(|e| e["served"].as_u64().unwrap())
             .sum()
     };
+    // The endpoints count a request served as its exchange ends, which may follow the
+    // answer by a moment.
+    let runner_served = || {
+        served(mount(
+            &status(&portico),
+            "fastcgi",
+            "/cgi-bin (persistent perl)",
+        ))
+    };
+    assert!(wait_until(Duration::from_secs(5), || runner_served() == 3));
+    let page = status(&portico);
+    let runner = mount(&page, "fastcgi", "/cgi-bin (persistent perl)");
+    assert_eq!(runner["kind"], "persistent", "{runner}");
+    assert_eq!(runner["launched"], true);
+    let workers = runner["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{runner}");
+    assert!(workers.iter().all(|w| w["pid"].is_u64()), "{runner}");
     assert_eq!(served(runner), 3, "{runner}");
     let guard = mount(&page, "fastcgi", "/cgi-bin (authorizer)");
     assert_eq!(guard["kind"], "authorizer", "{guard}");
@@ -364,7 +374,13 @@ fn persistent_runners_and_authorizers_are_on_the_page_with_their_workers() {
     ] {
         assert!(html.contains(heading), "no {heading} in\n{html}");
     }
-    let metrics = portico.get("/metrics").text();
+    // A worker is shown busy until its request's access line is written, a moment after
+    // the answer: both idle once the last line is out.
     let idle = r#"portico_workers{mount="/cgi-bin (persistent perl)",state="idle"} 2"#;
-    assert!(metrics.contains(idle), "no {idle} in\n{metrics}");
+    let both_idle = || portico.get("/metrics").text().contains(idle);
+    assert!(
+        wait_until(Duration::from_secs(5), both_idle),
+        "no {idle} in\n{}",
+        portico.get("/metrics").text()
+    );
 }
